@@ -1,0 +1,17 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def intermediate_finetune(condition: str, dataset: Input[Dataset], model_name: str, model_revision: str,
+                          train_params: dict, model: Output[Model], metrics: Output[Metrics]):
+    """Fine-tune the pretrained encoder on an English intermediate task (`none`: pass the pretrained model through)."""
+    from xstilts.training import TrainConfig, intermediate_finetune as finetune, scalar_metrics
+
+    result = finetune(condition, dataset.path, model_name, model.path, TrainConfig.from_dict(train_params),
+                      model_revision or None)
+    for name, value in scalar_metrics(result).items():
+        metrics.log_metric(name, value)
+    model.metadata.update({"condition": condition, "base_model": model_name, "framework": "pytorch+safetensors"})

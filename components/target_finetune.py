@@ -1,0 +1,17 @@
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def target_finetune(target_task: str, condition: str, dataset: Input[Dataset], intermediate_model: Input[Model],
+                    train_params: dict, model: Output[Model], metrics: Output[Metrics]):
+    """Fine-tune the intermediate model's encoder (head dropped) on the target task's English data."""
+    from xstilts.training import TrainConfig, scalar_metrics, target_finetune as finetune
+
+    result = finetune(target_task, dataset.path, intermediate_model.path, model.path,
+                      TrainConfig.from_dict(train_params), condition)
+    for name, value in scalar_metrics(result).items():
+        metrics.log_metric(name, value)
+    model.metadata.update({"condition": condition, "task": target_task, "framework": "pytorch+safetensors"})

@@ -1,0 +1,18 @@
+from kfp import dsl
+from kfp.dsl import HTML, Artifact, Dataset, Input, Markdown, Metrics, Model, Output
+
+from components import DEFAULT_IMAGE
+
+
+@dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
+def zero_shot_eval(onnx_model: Input[Model], dataset: Input[Dataset], condition: str, results: Output[Artifact],
+                   metrics: Output[Metrics], table_md: Output[Markdown], table_html: Output[HTML]):
+    """Score the ONNX model in onnxruntime on every evaluation language's test split."""
+    from xstilts.evaluation import zero_shot_eval as evaluate
+
+    result = evaluate(onnx_model.path, dataset.path, results.path, condition, html_path=table_html.path,
+                      md_path=table_md.path)
+    for language, score in result["scores"].items():
+        metrics.log_metric(f"{result['metric']}_{language}", score)
+    metrics.log_metric(f"{result['metric']}_average", result["average"])
+    results.metadata.update({"condition": condition, "provider": result["provider"], "average": result["average"]})

@@ -1,0 +1,45 @@
+"""Run the compiled-for-Kubeflow pipeline on this machine with kfp.local (SubprocessRunner, no containers)."""
+
+import os
+import warnings
+from pathlib import Path
+
+from xstilts.errors import XstiltsError
+
+
+class PipelineFailed(XstiltsError):
+    pass
+
+
+def run_local(params: dict, workdir: Path) -> Path:
+    """Run every step locally; returns the report directory (report.html, report.md, heatmap.png, summary.json).
+
+    Checkpoints go to <workdir>/checkpoints (so a killed run resumes), artifacts to <workdir>/kfp/<run>/.
+    """
+    from kfp import local
+
+    from pipelines.xstilts import build_pipeline
+
+    workdir = workdir.resolve()
+    params = dict(params)
+    if not params["data"].startswith("hf") and "://" not in params["data"]:
+        params["data"] = str(Path(params["data"]).resolve())  # steps run in other working directories
+    os.environ.setdefault("XSTILTS_CHECKPOINTS", str(workdir / "checkpoints"))
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"),
+               raise_on_error=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*non-Python base image.*")  # our image is a Python image
+        # GPU, resource and kfp-kubernetes settings are for the cluster; kfp.local says so once per task.
+        warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
+        try:
+            run = build_pipeline()(**params)
+        except RuntimeError as e:
+            raise PipelineFailed(f"the local pipeline failed: {e}. The failing step's log is printed above.") from None
+    report_dir = Path(run.outputs["summary"].path)
+    latest = workdir / "latest"
+    tmp_link = workdir / ".latest.tmp"
+    if tmp_link.is_symlink() or tmp_link.exists():
+        tmp_link.unlink()
+    tmp_link.symlink_to(report_dir)
+    os.replace(tmp_link, latest)
+    return report_dir

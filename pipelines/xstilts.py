@@ -1,0 +1,146 @@
+"""The xstilts pipeline: validate → ParallelFor(conditions) [intermediate → target → export → eval] → report.
+
+`build_pipeline(image, cluster)` binds the components to an image and cluster settings; `compile_pipeline` writes
+the YAML (committed as pipelines/compiled/xstilts.yaml); `pipelines.local.run_local` runs it with kfp.local.
+Resources, accelerators and kfp-kubernetes settings are ignored by kfp.local but are in the compiled YAML.
+"""
+
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from kfp import compiler, dsl, kubernetes
+from kfp.dsl import HTML, Artifact
+
+from components import DEFAULT_IMAGE
+from components.export_onnx import export_onnx
+from components.intermediate_finetune import intermediate_finetune
+from components.report import report
+from components.target_finetune import target_finetune
+from components.validate_data import validate_data
+from components.zero_shot_eval import zero_shot_eval
+from xstilts.modeling import CLUSTER_DEFAULT_MODEL
+
+COMPILED = Path(__file__).parent / "compiled" / "xstilts.yaml"
+PIPELINE_NAME = "xstilts"
+
+# Cluster defaults for XLM-R Large (Phang et al. 2020 use lr 1e-5, batch 32/4 epochs for intermediate tasks).
+CLUSTER_INTERMEDIATE_TRAIN = {"epochs": 2, "batch_size": 32, "learning_rate": 1e-5, "max_length": 128,
+                              "eval_every": 2000, "patience": 3, "checkpoint_every": 500}
+CLUSTER_TARGET_TRAIN = {"epochs": 5, "batch_size": 32, "learning_rate": 1e-5, "max_length": 128,
+                        "eval_every": 1000, "patience": 3, "checkpoint_every": 500}
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """Where GPU steps run. Override at compile time (`xstilts compile --gpus 2 --gpu-memory 80G ...`)."""
+
+    accelerator: str = "nvidia.com/gpu"
+    gpus: int = 1
+    cpu: str = "8"
+    memory: str = "64G"
+    shm_size: str = "8Gi"
+    cache_pvc: str = "xstilts-model-cache"
+    cache_mount: str = "/mnt/cache"  # docker/Dockerfile's HF_HOME and XSTILTS_CHECKPOINTS live below it
+    node_selector_key: str = "nvidia.com/gpu.present"
+    node_selector_value: str = "true"
+    toleration_key: str = "nvidia.com/gpu"
+    retries: int = 3
+    service_account: str = "xstilts-pipeline-runner"
+
+
+def _cpu_step(task: dsl.PipelineTask, cpu: str = "2", memory: str = "8G") -> dsl.PipelineTask:
+    task.set_cpu_request(cpu).set_memory_request(memory).set_cpu_limit(cpu).set_memory_limit(memory)
+    return task.set_caching_options(True)
+
+
+def _gpu_step(task: dsl.PipelineTask, cluster: ClusterSettings, retry: bool) -> dsl.PipelineTask:
+    """A GPU pod: accelerator, CPU/memory, /dev/shm, model-cache PVC, node selector, toleration, caching, retries."""
+    task.set_accelerator_type(cluster.accelerator).set_accelerator_limit(cluster.gpus)
+    task.set_cpu_request(cluster.cpu).set_memory_request(cluster.memory).set_memory_limit(cluster.memory)
+    task.set_caching_options(True)
+    if retry:  # training steps resume from their checkpoint on the PVC after a preemption
+        task.set_retry(num_retries=cluster.retries, backoff_duration="60s", backoff_factor=2.0, backoff_max_duration="3600s")
+    # HF_HOME and XSTILTS_CHECKPOINTS point into cache_mount in the image (docker/Dockerfile), not here:
+    # kfp.local would apply task env vars to local runs too.
+    kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=cluster.shm_size)
+    kubernetes.mount_pvc(task, pvc_name=cluster.cache_pvc, mount_path=cluster.cache_mount)
+    kubernetes.add_node_selector(task, label_key=cluster.node_selector_key, label_value=cluster.node_selector_value)
+    kubernetes.add_toleration(task, key=cluster.toleration_key, operator="Exists", effect="NoSchedule")
+    return task
+
+
+def _with_image(component, image: str):
+    if image == DEFAULT_IMAGE:
+        return component
+    return dsl.component(component.python_func, base_image=image, install_kfp_package=False)
+
+
+def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = ClusterSettings()):
+    """The pipeline function, with every component bound to `image`."""
+    validate_op = _with_image(validate_data, image)
+    intermediate_op = _with_image(intermediate_finetune, image)
+    target_op = _with_image(target_finetune, image)
+    export_op = _with_image(export_onnx, image)
+    eval_op = _with_image(zero_shot_eval, image)
+    report_op = _with_image(report, image)
+
+    class Outputs(NamedTuple):
+        report_html: HTML
+        summary: Artifact
+
+    @dsl.pipeline(name=PIPELINE_NAME, description="English intermediate-task training → English target task → "
+                  "zero-shot cross-lingual evaluation (Phang et al. 2020), one branch per intermediate condition.")
+    def xstilts(
+        target_task: str = "xnli",
+        conditions: list = ["none", "mnli", "sst2"],
+        data: str = "hf",
+        languages: list = [],
+        hf_revision: str = "",
+        model_name: str = CLUSTER_DEFAULT_MODEL,
+        model_revision: str = "",
+        intermediate_train: dict = CLUSTER_INTERMEDIATE_TRAIN,
+        target_train: dict = CLUSTER_TARGET_TRAIN,
+    ) -> Outputs:
+        validated = _cpu_step(validate_op(target_task=target_task, conditions=conditions, data=data,
+                                          languages=languages, hf_revision=hf_revision))
+        validated.set_display_name("validate data")
+        with dsl.ParallelFor(conditions, name="conditions") as condition:
+            inter = _gpu_step(intermediate_op(condition=condition, dataset=validated.outputs["dataset"],
+                                              model_name=model_name, model_revision=model_revision,
+                                              train_params=intermediate_train), cluster, retry=True)
+            inter.set_display_name("intermediate fine-tune")
+            target = _gpu_step(target_op(target_task=target_task, condition=condition,
+                                         dataset=validated.outputs["dataset"],
+                                         intermediate_model=inter.outputs["model"], train_params=target_train),
+                               cluster, retry=True)
+            target.set_display_name("target fine-tune")
+            exported = _cpu_step(export_op(model=target.outputs["model"]), cpu="4", memory="32G")
+            exported.set_display_name("export ONNX")
+            evaluated = _gpu_step(eval_op(onnx_model=exported.outputs["onnx_model"],
+                                          dataset=validated.outputs["dataset"], condition=condition), cluster, retry=False)
+            evaluated.set_display_name("zero-shot eval")
+        gathered = _cpu_step(report_op(results=dsl.Collected(evaluated.outputs["results"])))
+        gathered.set_display_name("report")
+        return Outputs(report_html=gathered.outputs["report_html"], summary=gathered.outputs["summary"])
+
+    return xstilts
+
+
+def compile_pipeline(out: "str | Path" = COMPILED, image: str = DEFAULT_IMAGE, cluster: ClusterSettings = ClusterSettings()) -> Path:
+    """Write the pipeline YAML (atomically)."""
+    import os
+    import tempfile
+
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".yaml", dir=out.parent)
+    os.close(fd)
+    try:
+        compiler.Compiler().compile(build_pipeline(image, cluster), tmp)
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out

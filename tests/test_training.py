@@ -1,0 +1,97 @@
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from safetensors.torch import load_file
+
+from xstilts.errors import ConfigError
+from xstilts.fsutil import read_json
+from xstilts.training import TrainConfig, length_grouped_batches, target_finetune, intermediate_finetune
+
+
+def test_config_rejects_unknown_and_badly_typed_keys():
+    with pytest.raises(ConfigError, match="unknown training parameter.*lr"):
+        TrainConfig.from_dict({"lr": 1e-3})
+    with pytest.raises(ConfigError, match="'batch_size' must be int"):
+        TrainConfig.from_dict({"batch_size": "many"})
+    assert TrainConfig.from_dict({"epochs": 2, "learning_rate": "1e-4"}).learning_rate == 1e-4
+
+
+def test_length_grouped_batches_cover_every_example_once_with_little_padding():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 120, size=1000).tolist()
+    batches = length_grouped_batches(lengths, 32, seed=1, epoch=0)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches)
+    assert padded < 1.1 * sum(lengths)  # random batches would pad ~1.5x
+    assert [b.tolist() for b in batches] == [b.tolist() for b in length_grouped_batches(lengths, 32, 1, 0)]
+    assert [b.tolist() for b in batches] != [b.tolist() for b in length_grouped_batches(lengths, 32, 1, 1)]
+
+
+def test_target_training_learns_and_records_metrics(target_model):
+    info = read_json(target_model / "training.json")
+    assert info["task"] == "xnli" and info["steps"] > 0
+    assert info["best_dev_accuracy"] > 0.5  # three balanced classes: chance is 1/3
+    assert info["losses"][-1] < info["losses"][0]
+    assert read_json(target_model / "head.json")["labels"] == ["entailment", "neutral", "contradiction"]
+
+
+def test_heads_are_dropped_and_rebuilt(dataset, small_config, tmp_path):
+    """An SST-2 (2-label) intermediate model → XNLI (3-label) target: encoder carried over, head rebuilt."""
+    config = dataclasses.replace(small_config, max_steps=15, epochs=0)
+    intermediate_finetune("sst2", dataset, "tiny", tmp_path / "sst2", config)
+    assert load_file(tmp_path / "sst2" / "head.safetensors")["out_proj.weight"].shape[0] == 2
+    # zero learning rate: the target model's encoder must equal the intermediate encoder exactly
+    frozen = dataclasses.replace(config, learning_rate=1e-12, max_steps=1)
+    target_finetune("xnli", dataset, tmp_path / "sst2", tmp_path / "xnli", frozen)
+    assert load_file(tmp_path / "xnli" / "head.safetensors")["out_proj.weight"].shape[0] == 3
+    before = load_file(tmp_path / "sst2" / "encoder" / "model.safetensors")
+    after = load_file(tmp_path / "xnli" / "encoder" / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert max(float((before[k] - after[k]).abs().max()) for k in before) < 1e-6
+    assert read_json(tmp_path / "xnli" / "training.json")["condition"] == "sst2"
+
+
+TRAIN_SCRIPT = """
+import sys
+from xstilts.training import TrainConfig, target_finetune
+config = TrainConfig(epochs=0, max_steps=400, batch_size=8, learning_rate=5e-4, max_length=48, checkpoint_every=10,
+                     eval_every=100, patience=0)
+print(target_finetune("xnli", sys.argv[1], sys.argv[2], sys.argv[3], config), flush=True)
+"""
+
+
+def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupted_run(dataset, target_model, tmp_path):
+    init = target_model.parent / "none"
+    env = dict(os.environ, XSTILTS_CHECKPOINTS=str(tmp_path / "ckpt"))
+    cmd = [sys.executable, "-c", TRAIN_SCRIPT, str(dataset), str(init)]
+    ckpt_root = tmp_path / "ckpt"
+
+    proc = subprocess.Popen(cmd + [str(tmp_path / "resumed")], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(ckpt_root.glob("*/step-00000030")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "training finished before it could be killed"
+    assert not (tmp_path / "resumed").exists()  # no half-written model
+
+    out = subprocess.run(cmd + [str(tmp_path / "resumed")], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    resumed = read_json(tmp_path / "resumed" / "training.json")
+    assert resumed["resumed_from_step"] >= 30 and resumed["steps"] == 400
+
+    env_fresh = dict(env, XSTILTS_CHECKPOINTS=str(tmp_path / "ckpt-fresh"))
+    out = subprocess.run(cmd + [str(tmp_path / "fresh")], env=env_fresh, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    a = load_file(tmp_path / "resumed" / "encoder" / "model.safetensors")
+    b = load_file(tmp_path / "fresh" / "encoder" / "model.safetensors")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    assert resumed["losses"] == read_json(tmp_path / "fresh" / "training.json")["losses"]
+    assert not any(ckpt_root.iterdir())  # checkpoints are removed once the model is written

@@ -1,0 +1,175 @@
+"""The `xstilts` command line (library commands). pipelines/cli.py adds `run` and `compile` on top.
+
+Errors from bad input print one clear message and exit non-zero, without a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import XstiltsError
+from .params import load_params, split_csv
+
+app = typer.Typer(help="xstilts: English intermediate-task training for zero-shot cross-lingual transfer.",
+                  no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+step_app = typer.Typer(help="Run one pipeline step outside Kubeflow (what dvc.yaml calls).", no_args_is_help=True)
+app.add_typer(step_app, name="step")
+console = Console(stderr=True)
+
+PARAMS_HELP = "YAML parameter file (keys as in params.yaml); embedded defaults fill what it omits."
+
+
+def friendly_errors(func):
+    """Turn XstiltsError into `error: <message>` on stderr and exit code 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except XstiltsError as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@app.command()
+@friendly_errors
+def tasks():
+    """List the registered tasks: kind, languages, labels, metric and hub source."""
+    from .tasks import all_tasks
+
+    table = Table(title="xstilts tasks")
+    for col in ("task", "kind", "languages", "labels", "metric", "hub (id / config)"):
+        table.add_column(col)
+    for t in all_tasks():
+        table.add_row(t.name, t.kind, f"{len(t.languages)}: {' '.join(t.languages)}", ", ".join(t.labels), t.metric,
+                      f"{t.hub.path} / {t.hub.config}")
+    Console().print(table)
+
+
+@app.command()
+@friendly_errors
+def validate(
+    task: str = typer.Option(..., "--task", help="Task name (see `xstilts tasks`)."),
+    data: str = typer.Option(..., "--data", help="Data root holding <task>/<split>.jsonl|.parquet, or `hf` for the hub."),
+    languages: Optional[str] = typer.Option(None, help="Comma-separated evaluation languages (default: all of the task's)."),
+    hf_revision: Optional[str] = typer.Option(None, help="Dataset revision on the hub (default: the registry's)."),
+    out: Path = typer.Option(Path("outputs/validated"), help="Where the canonical Parquet tables and reports go."),
+):
+    """Validate one task's data with its great-expectations suite; write canonical Parquet and an HTML/Markdown report."""
+    from .validation import default_source, validate_tasks
+
+    html, md = out.parent / f"{out.name}-report.html", out.parent / f"{out.name}-report.md"
+    try:
+        manifest = validate_tasks([task], default_source(data), out, html, md, split_csv(languages), hf_revision)
+    finally:
+        if html.exists():
+            console.print(f"validation report: {html}")
+    console.print(f"[green]valid[/]: {manifest['expectations']['evaluated']} expectations met; tables in {out}")
+
+
+@app.command("sample-data")
+@friendly_errors
+def sample_data(out: Path = typer.Option(Path("data/sample"), help="Output folder."),
+                seed: int = typer.Option(13, help="Generator seed (13 gives the bundled data).")):
+    """(Re)write the bundled synthetic sample data (deterministic; tracked by data.dvc)."""
+    from .sample_data import write_sample_data
+
+    console.print(f"sample data: {write_sample_data(out, seed)}")
+
+
+# ---- single steps, as dvc.yaml runs them -------------------------------------------------------------------------
+
+@step_app.command("validate")
+@friendly_errors
+def step_validate(out: Path = typer.Option(..., help="Dataset output folder."),
+                  params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)):
+    """Step 1: validate the target task and the intermediate tasks of every condition."""
+    from .validation import validate_experiment
+
+    p = load_params(params)
+    validate_experiment(p["target_task"], p["conditions"], p["data"], out, out.parent / f"{out.name}-report.html",
+                        out.parent / f"{out.name}-report.md", p["languages"] or None, p["hf_revision"] or None)
+    console.print(f"dataset: {out}")
+
+
+@step_app.command("intermediate")
+@friendly_errors
+def step_intermediate(condition: str = typer.Option(..., help="Intermediate task name, or `none`."),
+                      dataset: Path = typer.Option(..., help="Validated dataset folder."),
+                      out: Path = typer.Option(..., help="Model output folder."),
+                      params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)):
+    """Step 2: intermediate fine-tune (`none` passes the pretrained encoder through)."""
+    from .training import TrainConfig, intermediate_finetune
+
+    p = load_params(params)
+    intermediate_finetune(condition, dataset, p["model_name"], out, TrainConfig.from_dict(p["intermediate_train"]),
+                          p["model_revision"] or None)
+    console.print(f"model: {out}")
+
+
+@step_app.command("target")
+@friendly_errors
+def step_target(condition: str = typer.Option(..., help="The intermediate condition this branch belongs to."),
+                dataset: Path = typer.Option(..., help="Validated dataset folder."),
+                intermediate_model: Path = typer.Option(..., help="Model folder from the intermediate step."),
+                out: Path = typer.Option(..., help="Model output folder."),
+                params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)):
+    """Step 3: target fine-tune from the intermediate model's encoder (its head dropped)."""
+    from .training import TrainConfig, target_finetune
+
+    p = load_params(params)
+    target_finetune(p["target_task"], dataset, intermediate_model, out, TrainConfig.from_dict(p["target_train"]), condition)
+    console.print(f"model: {out}")
+
+
+@step_app.command("export")
+@friendly_errors
+def step_export(model: Path = typer.Option(..., help="Target model folder."),
+                out: Path = typer.Option(..., help="ONNX output folder."),
+                tolerance: float = typer.Option(1e-4, help="Max |ONNX - PyTorch| allowed on held-out inputs (fp32).")):
+    """Step 4: ONNX export with a parity check."""
+    from .export import export_onnx
+
+    report = export_onnx(model, out, tolerance)
+    console.print(f"onnx: {out}/model.onnx (max abs diff {report['max_abs_diff']:.2e})")
+
+
+@step_app.command("evaluate")
+@friendly_errors
+def step_evaluate(onnx: Path = typer.Option(..., help="ONNX folder from the export step."),
+                  dataset: Path = typer.Option(..., help="Validated dataset folder."),
+                  out: Path = typer.Option(..., help="Results output folder."),
+                  condition: Optional[str] = typer.Option(None, help="Condition name (default: read from the model).")):
+    """Step 5: zero-shot evaluation in onnxruntime over every evaluation language."""
+    from .evaluation import zero_shot_eval
+
+    results = zero_shot_eval(onnx, dataset, out, condition)
+    console.print(f"results: {out}/results.json (average {results['metric']} {results['average']:.4f})")
+
+
+@step_app.command("report")
+@friendly_errors
+def step_report(results: list[Path] = typer.Argument(..., help="Results folders (or results.json files), one per condition."),
+                out: Path = typer.Option(..., help="Report output folder.")):
+    """Step 6: the cross-condition report (deltas vs `none`, heatmap, summary.json)."""
+    from .report import build_report
+
+    build_report(results, out)
+    console.print(f"report: {out}/report.html")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
