@@ -47,12 +47,14 @@ def tasks():
     from .tasks import all_tasks
 
     table = Table(title="xstilts tasks")
-    for col in ("task", "kind", "languages", "labels", "metric", "hub (id / config)"):
-        table.add_column(col)
+    for col in ("task", "kind", "metric"):
+        table.add_column(col, no_wrap=True)
+    for col in ("languages", "labels", "hub (id / config)"):
+        table.add_column(col, overflow="fold")
     for t in all_tasks():
-        table.add_row(t.name, t.kind, f"{len(t.languages)}: {' '.join(t.languages)}", ", ".join(t.labels), t.metric,
+        table.add_row(t.name, t.kind, t.metric, f"{len(t.languages)}: {' '.join(t.languages)}", ", ".join(t.labels),
                       f"{t.hub.path} / {t.hub.config}")
-    Console().print(table)
+    Console(width=max(Console().width, 132)).print(table)  # piped output is read whole, not wrapped
 
 
 @app.command()
@@ -158,11 +160,18 @@ def step_evaluate(onnx: Path = typer.Option(..., help="ONNX folder from the expo
 
 @step_app.command("report")
 @friendly_errors
-def step_report(results: list[Path] = typer.Argument(..., help="Results folders (or results.json files), one per condition."),
+def step_report(results: Optional[list[Path]] = typer.Argument(None, help="Results folders (or results.json files), one per condition."),
+                results_root: Optional[Path] = typer.Option(None, help="Instead of listing results: <root>/<condition> "
+                                                            "for every condition in --params."),
+                params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
                 out: Path = typer.Option(..., help="Report output folder.")):
     """Step 6: the cross-condition report (deltas vs `none`, heatmap, summary.json)."""
     from .report import build_report
 
+    if results_root is not None:
+        results = [results_root / condition for condition in load_params(params)["conditions"]]
+    if not results:
+        raise typer.BadParameter("give results folders, or --results-root with --params")
     build_report(results, out)
     console.print(f"report: {out}/report.html")
 

@@ -1,0 +1,65 @@
+"""The compiled pipeline: committed, fresh, and carrying the cluster settings kfp.local ignores."""
+
+import ast
+from pathlib import Path
+
+import yaml
+
+from pipelines.xstilts import COMPILED, compile_pipeline
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_compiled_yaml_is_fresh(tmp_path):
+    fresh = compile_pipeline(tmp_path / "xstilts.yaml")
+    assert COMPILED.exists(), "run `make compile` and commit pipelines/compiled/xstilts.yaml"
+    # Compared parsed: the compiler's header comment lists dict defaults in an order that varies between runs.
+    assert list(yaml.safe_load_all(fresh.read_text())) == list(yaml.safe_load_all(COMPILED.read_text())), \
+        "pipelines/compiled/xstilts.yaml is stale: run `make compile`"
+
+
+def load_docs(path):
+    docs = list(yaml.safe_load_all(path.read_text()))
+    return docs[0], (docs[1] if len(docs) > 1 else {})
+
+
+def test_dag_shape_and_gpu_settings():
+    spec, platform = load_docs(COMPILED)
+    root = spec["root"]["dag"]["tasks"]
+    assert set(root) == {"validate-data", "for-loop-1", "report"}
+    assert root["for-loop-1"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--conditions"
+    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    assert set(loop) == {"intermediate-finetune", "target-finetune", "export-onnx", "zero-shot-eval"}
+    assert loop["target-finetune"]["inputs"]["artifacts"]["intermediate_model"]["taskOutputArtifact"]["producerTask"] == "intermediate-finetune"
+    for name in ("intermediate-finetune", "target-finetune"):
+        assert loop[name]["retryPolicy"]["maxRetryCount"] == 3 and loop[name]["cachingOptions"]["enableCache"]
+    executors = spec["deploymentSpec"]["executors"]
+    for name in ("exec-intermediate-finetune", "exec-target-finetune", "exec-zero-shot-eval"):
+        resources = executors[name]["container"]["resources"]
+        assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu" and resources["accelerator"]["resourceCount"] == "1"
+        assert resources["resourceCpuRequest"] and resources["resourceMemoryRequest"]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    for name in ("exec-intermediate-finetune", "exec-target-finetune", "exec-zero-shot-eval"):
+        cfg = k8s[name]
+        assert cfg["emptyDirMounts"][0]["mountPath"] == "/dev/shm" and cfg["emptyDirMounts"][0]["medium"] == "Memory"
+        assert cfg["pvcMount"][0]["mountPath"] == "/mnt/cache"
+        assert cfg["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
+        assert cfg["tolerations"][0]["key"] == "nvidia.com/gpu"
+    params = spec["root"]["inputDefinitions"]["parameters"]
+    assert params["model_name"]["defaultValue"] == "FacebookAI/xlm-roberta-large"
+    assert params["conditions"]["defaultValue"] == ["none", "mnli", "sst2"]
+
+
+def test_image_is_a_compile_parameter(tmp_path):
+    out = compile_pipeline(tmp_path / "p.yaml", image="registry.example/xstilts:dev")
+    images = {e["container"]["image"] for e in load_docs(out)[0]["deploymentSpec"]["executors"].values()}
+    assert images == {"registry.example/xstilts:dev"}
+
+
+def test_library_never_imports_kfp():
+    for path in (REPO / "xstilts").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            assert not any(n.split(".")[0] in ("kfp", "components", "pipelines") for n in names), f"{path} imports {names}"
