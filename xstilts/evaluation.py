@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from .data import read_split
 from .errors import ConfigError
@@ -65,7 +67,8 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     label_ids = {label: i for i, label in enumerate(task.labels)}
     scores, counts = {}, {}
     started = time.perf_counter()
-    for lang in languages:
+    for lang in tqdm(languages, desc=f"zero-shot {task.name}", unit="language",
+                     disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1"):
         df = test[test["language"] == lang]
         preds = predict(session, tokenizer, df["text_a"].tolist(), df["text_b"].tolist() if task.is_pair else None,
                         max_length, batch_size)
