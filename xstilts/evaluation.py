@@ -49,7 +49,7 @@ def predict(session, tokenizer, texts_a: list[str], texts_b: list[str] | None, m
 
 
 def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path, condition: str | None = None,
-                   batch_size: int = 64, max_length: int = 128, html_path: str | Path | None = None,
+                   batch_size: int = 64, max_length: int | None = None, html_path: str | Path | None = None,
                    md_path: str | Path | None = None) -> dict:
     """Accuracy per language and the average; writes results.json, results.md, results.html to out_dir."""
     from transformers import AutoTokenizer
@@ -60,6 +60,7 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     if list(task.labels) != labels_info["labels"]:
         raise ConfigError(f"{onnx_dir}/labels.json labels {labels_info['labels']} do not match task {task.name!r} {list(task.labels)}")
     condition = condition if condition is not None else labels_info.get("condition")
+    max_length = max_length or labels_info.get("max_length", 512)  # default: truncate as training did
     test = read_split(dataset_dir, task.name, "test")
     languages = read_json(Path(dataset_dir) / "manifest.json")["tasks"][task.name]["languages"]
     tokenizer = AutoTokenizer.from_pretrained(onnx_dir)

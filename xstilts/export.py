@@ -85,13 +85,15 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
             raise ExportParityError(f"ONNX parity check failed for {model_dir}: max |onnx - torch| = {max_diff:.3g} "
                                     f"> {tolerance:g} on shapes {report['parity_shapes']}")
         tokenizer.save_pretrained(tmp)
+        training = Path(model_dir) / "training.json"
+        max_length = read_json(training)["config"]["max_length"] if training.exists() else 512
+        # Evaluation truncates as training did.
         write_json(tmp / "labels.json", {"task": head_info["task"], "labels": head_info["labels"],
-                                         "condition": head_info.get("condition")})
+                                         "condition": head_info.get("condition"), "max_length": max_length})
         write_json(tmp / "export_report.json", report)
         atomic_write_text(tmp / "export_report.md", "# ONNX export\n\n" + markdown_table(
             ["field", "value"], [[k, report[k]] for k in ("task", "condition", "opset", "export_shape", "parity_shapes",
                                                           "max_abs_diff", "tolerance", "parity_passed", "onnx_bytes")]))
-        training = Path(model_dir) / "training.json"
         if training.exists():
             shutil.copy(training, tmp / "training.json")
     if md_path:

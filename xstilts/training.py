@@ -213,7 +213,7 @@ def train_classifier(model: EncoderWithHead, tokenizer, task: Task, train_df: pd
             if epoch != batches_epoch:
                 batches, batches_epoch = length_grouped_batches(lengths, config.batch_size, config.seed, epoch), epoch
             x, mask, y = collate(ids, labels, batches[position], pad_id, dev)
-            seen_tokens += int(mask.sum())  # on the host copy's size: no device sync for CPU tensors
+            seen_tokens += sum(lengths[i] for i in batches[position])  # counted on the host: no device sync
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 logits = model(x, mask)
             loss = F.cross_entropy(logits.float(), y) / config.grad_accum
