@@ -95,3 +95,21 @@ def test_killed_training_resumes_from_its_checkpoint_and_matches_an_uninterrupte
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
     assert resumed["losses"] == read_json(tmp_path / "fresh" / "training.json")["losses"]
     assert not any(ckpt_root.iterdir())  # checkpoints are removed once the model is written
+
+
+def test_early_stopping_keeps_the_best_weights(dataset, tmp_path):
+    """With a learning rate too small to change anything, dev accuracy cannot improve: patience 2 stops at the 3rd eval."""
+    config = TrainConfig(epochs=5, batch_size=32, learning_rate=1e-12, max_length=48, eval_every=2, patience=2,
+                         checkpoint_every=1000)
+    intermediate_finetune("none", dataset, "tiny", tmp_path / "none", config)
+    result = target_finetune("xnli", dataset, tmp_path / "none", tmp_path / "xnli", config)
+    assert result["stopped_early"] and result["steps"] == 6 and result["best_step"] == 2
+    assert [step for step, _ in result["dev_scores"]] == [2, 4, 6]
+
+
+def test_gradient_accumulation_counts_optimizer_steps(dataset, tmp_path):
+    config = TrainConfig(epochs=1, batch_size=16, grad_accum=3, learning_rate=1e-3, max_length=48, patience=0,
+                         max_train_examples=480, checkpoint_every=1000)
+    intermediate_finetune("none", dataset, "tiny", tmp_path / "none", config)
+    result = target_finetune("xnli", dataset, tmp_path / "none", tmp_path / "xnli", config)
+    assert result["train_examples"] == 480 and result["steps"] == 480 // 16 // 3

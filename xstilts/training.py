@@ -207,8 +207,8 @@ def train_classifier(model: EncoderWithHead, tokenizer, task: Task, train_df: pd
     batches, batches_epoch = [], -1
     while state["step"] < total_steps and not state["stopped_early"]:
         loss_sum = torch.zeros((), device=dev)
-        for _ in range(config.grad_accum):
-            micro = state["step"] * config.grad_accum + _
+        for accum_index in range(config.grad_accum):
+            micro = state["step"] * config.grad_accum + accum_index
             epoch, position = divmod(micro, micro_per_epoch)
             if epoch != batches_epoch:
                 batches, batches_epoch = length_grouped_batches(lengths, config.batch_size, config.seed, epoch), epoch
