@@ -104,7 +104,7 @@ def test_unknown_language_in_data_is_reported(tmp_path, sample_root):
     shutil.copytree(sample_root / "xnli", tmp_path / "xnli")
     with open(tmp_path / "xnli" / "test.jsonl", "a") as f:
         f.write(json.dumps({"premise": "a", "hypothesis": "b", "label": 0, "language": "xx"}) + "\n")
-    with pytest.raises(DataValidationError, match=r"xnli/test: expect_column_values_to_be_in_set\(language\).*language='xx'"):
+    with pytest.raises(DataValidationError, match=r"xnli/test \(.*xnli/test\.jsonl\): expect_column_values_to_be_in_set\(language\).*row 751 .*language='xx'"):
         run_validate(tmp_path, tmp_path, task="xnli", languages=["en", "de"])
 
 

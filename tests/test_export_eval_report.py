@@ -103,3 +103,10 @@ def test_report_rejects_mixed_tasks_and_duplicates(tmp_path):
     with pytest.raises(ConfigError, match="two results for condition 'none'"):
         build_report([a, a], tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_report_says_when_no_intermediate_task_helps(tmp_path):
+    paths = [_results(tmp_path, "none", {"en": 0.7}), _results(tmp_path, "mnli", {"en": 0.6})]
+    build_report(paths, tmp_path / "report")
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "No intermediate task beats the `none` baseline (0.7000 average accuracy); the closest is **mnli** (-0.1000)" in md

@@ -15,6 +15,7 @@ from .errors import DataError
 from .tasks import Task
 
 CANONICAL_COLUMNS = ["id", "language", "text_a", "text_b", "label"]
+SOURCE_ROW = "source_row"  # 1-based row in the source file, kept until validation so errors point at the file
 HUB_PREFIX = "hf://"  # `--data hf://` loads every split from the hub (ids and revisions in the task registry)
 
 
@@ -108,8 +109,10 @@ def canonicalize(rows: list[dict], task: Task, split: str, source: str, default_
         row_id = row.get("id", row.get("idx"))
         row_id = f"{task.name}-{split}-{language}-{i}" if row_id is None else str(row_id)
         out.append({"id": row_id, "language": language, "text_a": row[text_a],
-                    "text_b": row[text_b] if text_b else None, "label": label})
-    return pd.DataFrame(out, columns=CANONICAL_COLUMNS).astype({"text_b": "object"})
+                    "text_b": row[text_b] if text_b else None, "label": label, SOURCE_ROW: i})
+    df = pd.DataFrame(out, columns=CANONICAL_COLUMNS + [SOURCE_ROW]).astype({"text_b": "object"})
+    df.attrs["source"] = source
+    return df
 
 
 def load_split(task: Task, split: str, data: str, languages: tuple[str, ...], revision: str | None = None) -> pd.DataFrame:
@@ -118,12 +121,15 @@ def load_split(task: Task, split: str, data: str, languages: tuple[str, ...], re
         frames = [canonicalize(read_hub(task, split, lang, revision), task, split,
                                f"{task.hub.path}/{task.hub.config.format(language=lang)}[{split}]", lang)
                   for lang in languages]
-        return pd.concat(frames, ignore_index=True)
+        df = pd.concat(frames, ignore_index=True)
+        df.attrs["source"] = f"{task.hub.path} [{split}]"
+        return df
     path = split_file(Path(data), task, split)
     df = canonicalize(read_local(path), task, split, str(path), default_language=task.train_language)
     # Keep only the requested languages, but leave unknown codes in place for the validation suite to report.
     known = set(task.languages)
     df = df[df["language"].isin(languages) | ~df["language"].isin(known)].reset_index(drop=True)
+    df.attrs["source"] = str(path)
     for lang in languages:
         if not (df["language"] == lang).any():
             raise DataError(f"{path}: split {split!r} has no rows for language {lang!r} (task {task.name!r})")

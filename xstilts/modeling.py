@@ -27,7 +27,7 @@ CLUSTER_DEFAULT_MODEL = "FacebookAI/xlm-roberta-large"
 TINY_CONFIG = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=256,
                    max_position_embeddings=130, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
 TINY_VOCAB = 1200
-TINY_VERSION = 1  # bump when the tiny recipe changes, so caches rebuild
+TINY_VERSION = 1  # bump when the tiny recipe (not the corpus) changes, so caches rebuild
 
 
 def cache_dir() -> Path:
@@ -67,10 +67,12 @@ def ensure_tiny_model(root: Path | None = None, seed: int = 0) -> Path:
     from .sample_data import corpus
 
     root = root or cache_dir()
-    path = root / f"tiny-xlmr-v{TINY_VERSION}-{fingerprint(TINY_CONFIG, TINY_VOCAB, seed)}"
+    texts = corpus()
+    # The key covers the recipe and the corpus, so a changed sample generator rebuilds the model.
+    path = root / f"tiny-xlmr-v{TINY_VERSION}-{fingerprint(TINY_CONFIG, TINY_VOCAB, seed, texts)}"
     if (path / "config.json").exists():
         return path
-    tokenizer = train_tiny_tokenizer(corpus())
+    tokenizer = train_tiny_tokenizer(texts)
     config = XLMRobertaConfig(vocab_size=len(tokenizer), pad_token_id=1, bos_token_id=0, eos_token_id=2,
                               type_vocab_size=1, **TINY_CONFIG)
     torch.manual_seed(seed)

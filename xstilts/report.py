@@ -94,8 +94,13 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
         rows.append([lang] + values + [f"{d:+.4f}" for d in deltas])
         classes.append([""] * (1 + len(values)) + ["pos" if d > 0 else "neg" if d < 0 else "" for d in deltas])
     best = max((c for c in conditions if c != BASELINE), key=lambda c: averages[c], default=None)
-    verdict = (f"Best intermediate task: **{best}** ({averages[best]:.4f} average {metric}, "
-               f"{averages[best] - averages[BASELINE]:+.4f} vs the `none` baseline)." if best and BASELINE in scores else "")
+    verdict = ""
+    if best and BASELINE in scores:
+        gain = averages[best] - averages[BASELINE]
+        verdict = (f"Best intermediate task: **{best}** ({averages[best]:.4f} average {metric}, {gain:+.4f} vs the "
+                   f"`none` baseline)." if gain > 0 else
+                   f"No intermediate task beats the `none` baseline ({averages[BASELINE]:.4f} average {metric}); "
+                   f"the closest is **{best}** ({gain:+.4f}).")
     with atomic_dir(out_dir) as tmp:
         heatmap(tmp / "heatmap.png", languages, conditions, scores, metric, task)
         write_json(tmp / "summary.json", summary)

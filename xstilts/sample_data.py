@@ -32,21 +32,23 @@ HOBBIES = {
     "fr": ["la musique", "le football", "les échecs", "la peinture", "la cuisine"],
     "ru": ["музыку", "футбол", "шахматы", "живопись", "готовку"],
 }
-# Templates: has (n objects), owns (paraphrase of has), none (has no objects), likes (unrelated fact).
+# Templates: has (n objects), owns (paraphrase of has), none (has no objects), likes (unrelated fact),
+# has_place (has, with a place in front).
 TEMPLATES = {
     "en": {"has": "{name} has {n} {obj}.", "owns": "{name} owns {n} {obj}.", "none": "{name} has no {obj}.",
-           "likes": "{name} likes {hobby}.", "place": "In the {where}, "},
+           "likes": "{name} likes {hobby}.", "has_place": "In the {where}, {name} has {n} {obj}."},
     "de": {"has": "{name} hat {n} {obj}.", "owns": "{name} besitzt {n} {obj}.", "none": "{name} hat keine {obj}.",
-           "likes": "{name} mag {hobby}.", "place": "Im {where} "},
+           "likes": "{name} mag {hobby}.", "has_place": "Im {where} hat {name} {n} {obj}."},
     "es": {"has": "{name} tiene {n} {obj}.", "owns": "{name} posee {n} {obj}.", "none": "{name} no tiene {obj}.",
-           "likes": "A {name} le gusta {hobby}.", "place": "En el {where}, "},
+           "likes": "A {name} le gusta {hobby}.", "has_place": "En {where}, {name} tiene {n} {obj}."},
     "fr": {"has": "{name} a {n} {obj}.", "owns": "{name} possède {n} {obj}.", "none": "{name} n'a pas de {obj}.",
-           "likes": "{name} aime {hobby}.", "place": "Dans le {where}, "},
+           "likes": "{name} aime {hobby}.", "has_place": "Dans {where}, {name} a {n} {obj}."},
     "ru": {"has": "У {name} есть {n} {obj}.", "owns": "{name} владеет {n} {obj}.", "none": "У {name} нет {obj}.",
-           "likes": "{name} любит {hobby}.", "place": "В {where} "},
+           "likes": "{name} любит {hobby}.", "has_place": "В {where} у {name} есть {n} {obj}."},
 }
-PLACES = {"en": ["house", "office", "garden"], "de": ["Haus", "Büro", "Garten"], "es": ["casa", "oficina", "jardín"],
-          "fr": ["maison", "bureau", "jardin"], "ru": ["доме", "офисе", "саду"]}
+PLACES = {"en": ["house", "office", "garden"], "de": ["Haus", "Büro", "Garten"],
+          "es": ["la casa", "la oficina", "el jardín"], "fr": ["la maison", "le bureau", "le jardin"],
+          "ru": ["доме", "офисе", "саду"]}
 
 ENTAILMENT, NEUTRAL, CONTRADICTION = 0, 1, 2
 
@@ -57,10 +59,10 @@ def _nli_example(rng: random.Random, lang: str) -> tuple[str, str, int]:
     k = rng.randrange(len(OBJECTS[lang]))
     obj = OBJECTS[lang][k]
     n = rng.randint(2, 9)
-    premise = t["has"].format(name=name, n=n, obj=obj)
-    if rng.random() < 0.4:  # some premises carry a clause, so length varies
-        where = rng.choice(PLACES[lang])
-        premise = t["place"].format(where=where) + premise
+    if rng.random() < 0.4:  # some premises carry a place, so length and word order vary
+        premise = t["has_place"].format(name=name, n=n, obj=obj, where=rng.choice(PLACES[lang]))
+    else:
+        premise = t["has"].format(name=name, n=n, obj=obj)
     label = rng.choice([ENTAILMENT, NEUTRAL, CONTRADICTION])
     if label == ENTAILMENT:
         hypothesis = t[rng.choice(["has", "owns"])].format(name=name, n=n, obj=obj)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import HUB_PREFIX, load_split
+from .data import HUB_PREFIX, SOURCE_ROW, load_split
 from .errors import DataValidationError
 from .fsutil import atomic_dir, atomic_write_text, write_json
 from .render import esc, html_page, html_table, markdown_table
@@ -26,6 +26,7 @@ MAX_EXAMPLES = 5
 class ExpectationOutcome:
     task: str
     split: str
+    source: str  # the file (or hub dataset) the rows came from; example rows are numbered as there
     expectation: str
     column: str
     success: bool
@@ -34,7 +35,7 @@ class ExpectationOutcome:
     examples: list[dict] = field(default_factory=list)  # offending rows: id, field, value
 
     def describe(self) -> str:
-        head = f"{self.task}/{self.split}: {self.expectation}({self.column})"
+        head = f"{self.task}/{self.split} ({self.source}): {self.expectation}({self.column})"
         if self.success:
             return head + ": ok"
         examples = "; ".join(f"row {e['row']} id={e['id']!r} {self.column}={e['value']!r}" for e in self.examples)
@@ -87,9 +88,9 @@ def run_suite(context, df: pd.DataFrame, task: Task, split: str, languages: tupl
         cfg = r.expectation_config
         column = cfg.kwargs.get("column", "")
         indices = r.result.get("unexpected_index_list") or []
-        examples = [{"row": int(i) + 1, "id": str(df.at[i, "id"]) if "id" in df else "?", "value": _plain(df.at[i, column])}
+        examples = [{"row": int(df.at[i, SOURCE_ROW]), "id": str(df.at[i, "id"]), "value": _plain(df.at[i, column])}
                     for i in indices[:MAX_EXAMPLES] if column in df]
-        outcomes.append(ExpectationOutcome(task.name, split, cfg.type, column, bool(r.success),
+        outcomes.append(ExpectationOutcome(task.name, split, df.attrs.get("source", ""), cfg.type, column, bool(r.success),
                                            int(r.result.get("unexpected_count") or 0),
                                            int(r.result.get("element_count") or len(df)), examples))
     return outcomes
@@ -132,7 +133,7 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
     with atomic_dir(out_dir) as tmp:
         for (task_name, split), df in tables.items():
             (tmp / task_name).mkdir(exist_ok=True)
-            df.to_parquet(tmp / task_name / f"{split}.parquet", index=False)
+            df.drop(columns=[SOURCE_ROW]).to_parquet(tmp / task_name / f"{split}.parquet", index=False)
         write_json(tmp / "manifest.json", manifest)
     return manifest
 
