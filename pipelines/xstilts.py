@@ -47,7 +47,6 @@ class ClusterSettings:
     node_selector_value: str = "true"
     toleration_key: str = "nvidia.com/gpu"
     retries: int = 3
-    service_account: str = "xstilts-pipeline-runner"
 
 
 def _cpu_step(task: dsl.PipelineTask, cpu: str = "2", memory: str = "8G") -> dsl.PipelineTask:

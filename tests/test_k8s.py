@@ -34,7 +34,8 @@ def test_manifest_is_valid(manifest):
 def test_base_has_namespace_serviceaccount_and_cache_pvc():
     docs = [d for p in kustomize_resources()[1] for d in yaml.safe_load_all(p.read_text())]
     kinds = {d["kind"]: d for d in docs}
-    assert kinds["Namespace"]["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    labels = kinds["Namespace"]["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "baseline" and labels["pod-security.kubernetes.io/warn"] == "restricted"
     assert kinds["ServiceAccount"]["metadata"]["name"] == "xstilts-pipeline-runner"
     pvc = kinds["PersistentVolumeClaim"]
     from pipelines.xstilts import ClusterSettings
