@@ -138,3 +138,20 @@ def test_hub_loader_reads_hub_layout(tmp_path, monkeypatch):
     manifest = validate_tasks(["sst2"], "hf://", tmp_path / "ds", tmp_path / "r.html", tmp_path / "r.md")
     assert manifest["tasks"]["sst2"]["splits"]["train"]["rows"] == 12
     assert set(pd.read_parquet(tmp_path / "ds" / "sst2" / "validation.parquet")["label"]) == {"negative", "positive"}
+
+
+def test_null_text_in_parquet_is_reported_by_the_suite(tmp_path):
+    good_sst2(tmp_path)
+    pd.DataFrame({"sentence": ["fine .", None], "label": [1, 0], "idx": [1, 2]}).to_parquet(tmp_path / "sst2" / "validation.parquet")
+    (tmp_path / "sst2" / "validation.jsonl").unlink()
+    with pytest.raises(DataValidationError, match=r"expect_column_values_to_not_be_null\(text_a\): 1 of 2 rows failed — e.g. row 2"):
+        run_validate(tmp_path, tmp_path)
+
+
+def test_repeated_condition_is_rejected(tmp_path, sample_root):
+    from xstilts.errors import ConfigError
+    from xstilts.validation import validate_experiment
+
+    with pytest.raises(ConfigError, match="conditions list mnli more than once"):
+        validate_experiment("xnli", ["none", "mnli", "mnli"], str(sample_root), tmp_path / "ds", tmp_path / "r.html",
+                            tmp_path / "r.md")

@@ -1,4 +1,5 @@
 import dataclasses
+from pathlib import Path
 import json
 import os
 import signal
@@ -113,3 +114,15 @@ def test_gradient_accumulation_counts_optimizer_steps(dataset, tmp_path):
     intermediate_finetune("none", dataset, "tiny", tmp_path / "none", config)
     result = target_finetune("xnli", dataset, tmp_path / "none", tmp_path / "xnli", config)
     assert result["train_examples"] == 480 and result["steps"] == 480 // 16 // 3
+
+
+def test_tiny_model_builds_concurrently_without_clobbering(tmp_path):
+    """Parallel branches of a local run build the tiny model at once; every builder gets a complete model."""
+    script = "import sys; from pathlib import Path; from xstilts.modeling import ensure_tiny_model; print(ensure_tiny_model(Path(sys.argv[1])))"
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(3)]
+    paths = {p.communicate(timeout=300)[0].strip() for p in procs}
+    assert all(p.returncode == 0 for p in procs) and len(paths) == 1
+    model_dir = Path(paths.pop())
+    assert (model_dir / "config.json").exists() and (model_dir / "model.safetensors").exists()
+    assert [p.name for p in tmp_path.iterdir()] == [model_dir.name]  # no temp dirs left behind

@@ -7,6 +7,7 @@ Every error names the file, row and field and what was expected.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -90,17 +91,20 @@ def canonicalize(rows: list[dict], task: Task, split: str, source: str, default_
             if col not in row:
                 raise DataError(f"{where}: missing field {col!r} (expected fields: "
                                 f"{', '.join((*task.text_columns, task.label_column))})")
+        texts = {}
         for col in task.text_columns:
             value = row[col]
+            if isinstance(value, float) and math.isnan(value):  # a null text read from Parquet
+                value = None
             if value is not None and not isinstance(value, str):
                 raise DataError(f"{where}: field {col!r} must be a string, got {type(value).__name__} {value!r}")
+            texts[col] = value  # None stays: the validation suite reports null texts with the other failures
         label = row[task.label_column]
+        if hasattr(label, "item"):  # numpy scalars from Parquet
+            label = label.item()
         if isinstance(label, bool) or not isinstance(label, (int, str)):
-            if hasattr(label, "item"):  # numpy scalars from Parquet
-                label = label.item()
-            if isinstance(label, bool) or not isinstance(label, (int, str)):
-                raise DataError(f"{where}: field {task.label_column!r} must be a label name or index, "
-                                f"got {type(label).__name__} {label!r}")
+            raise DataError(f"{where}: field {task.label_column!r} must be a label name or index, "
+                            f"got {type(label).__name__} {label!r}")
         if isinstance(label, int):
             label = task.labels[label] if 0 <= label < len(task.labels) else str(label)
         language = row.get("language", default_language)
@@ -108,8 +112,8 @@ def canonicalize(rows: list[dict], task: Task, split: str, source: str, default_
             raise DataError(f"{where}: field 'language' must be a language code string, got {language!r}")
         row_id = row.get("id", row.get("idx"))
         row_id = f"{task.name}-{split}-{language}-{i}" if row_id is None else str(row_id)
-        out.append({"id": row_id, "language": language, "text_a": row[text_a],
-                    "text_b": row[text_b] if text_b else None, "label": label, SOURCE_ROW: i})
+        out.append({"id": row_id, "language": language, "text_a": texts[text_a],
+                    "text_b": texts[text_b] if text_b else None, "label": label, SOURCE_ROW: i})
     df = pd.DataFrame(out, columns=CANONICAL_COLUMNS + [SOURCE_ROW]).astype({"text_b": "object"})
     df.attrs["source"] = source
     return df

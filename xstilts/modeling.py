@@ -13,6 +13,8 @@ trained deterministically on the sample data. It is saved once into a cache dire
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import torch
@@ -20,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import ConfigError
-from .fsutil import atomic_dir, fingerprint, read_json, write_json
+from .fsutil import fingerprint, read_json, write_json
 
 TINY = "tiny"
 CLUSTER_DEFAULT_MODEL = "FacebookAI/xlm-roberta-large"
@@ -77,13 +79,20 @@ def ensure_tiny_model(root: Path | None = None, seed: int = 0) -> Path:
                               type_vocab_size=1, **TINY_CONFIG)
     torch.manual_seed(seed)
     model = XLMRobertaModel(config, add_pooling_layer=False)
+    # Parallel pipeline branches may build it at the same time: each writes its own temp dir and the first
+    # rename wins; a later rename fails on the non-empty directory and the identical copy is dropped.
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=root))
     try:
-        with atomic_dir(path) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-    except OSError:
-        if not (path / "config.json").exists():  # another process may have won the race; that is fine
-            raise
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            os.rename(tmp, path)
+        except OSError:
+            if not (path / "config.json").exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

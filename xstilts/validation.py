@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from .data import HUB_PREFIX, SOURCE_ROW, load_split
-from .errors import DataValidationError
+from .errors import ConfigError, DataValidationError
 from .fsutil import atomic_dir, atomic_write_text, write_json
 from .render import esc, html_page, html_table, markdown_table
 from .tasks import Task, check_languages, get_task
@@ -170,5 +170,8 @@ def default_source(data: str) -> str:
 def validate_experiment(target_task: str, conditions: list[str], data: str, out_dir: str | Path, report_html: str | Path,
                         report_md: str | Path, languages: list[str] | None = None, hf_revision: str | None = None) -> dict:
     """Step 1: validate the target task and every intermediate task of the experiment's conditions."""
+    repeated = sorted({c for c in conditions if conditions.count(c) > 1})
+    if repeated:  # two branches would train the same model into the same checkpoint directory
+        raise ConfigError(f"conditions list {', '.join(repeated)} more than once: {conditions}")
     tasks = [target_task] + [c for c in conditions if c != "none"]
     return validate_tasks(tasks, default_source(data), out_dir, report_html, report_md, languages, hf_revision)
