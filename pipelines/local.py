@@ -7,6 +7,9 @@ from pathlib import Path
 from xstilts.errors import XstiltsError
 
 
+LOCAL_PARALLEL_BRANCHES = 2  # kfp.local's orchestrator caps parallel tasks at 2
+
+
 class PipelineFailed(XstiltsError):
     pass
 
@@ -25,6 +28,9 @@ def run_local(params: dict, workdir: Path) -> Path:
     if not params["data"].startswith("hf") and "://" not in params["data"]:
         params["data"] = str(Path(params["data"]).resolve())  # steps run in other working directories
     os.environ.setdefault("XSTILTS_CHECKPOINTS", str(workdir / "checkpoints"))
+    # kfp.local runs up to LOCAL_PARALLEL_BRANCHES branches at once; share the cores instead of oversubscribing
+    # them (on 2 cores this takes `make run` from ~1m40s to ~1m20s).
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLEL_BRANCHES)))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"),
                raise_on_error=True)
     with warnings.catch_warnings():
