@@ -54,6 +54,12 @@ def _cpu_step(task: dsl.PipelineTask, cpu: str = "2", memory: str = "8G") -> dsl
     return task.set_caching_options(True)
 
 
+def _mount_cache(task: dsl.PipelineTask, cluster: ClusterSettings) -> dsl.PipelineTask:
+    """The model/dataset cache PVC (HF_HOME and checkpoints live there, see docker/Dockerfile)."""
+    kubernetes.mount_pvc(task, pvc_name=cluster.cache_pvc, mount_path=cluster.cache_mount)
+    return task
+
+
 def _gpu_step(task: dsl.PipelineTask, cluster: ClusterSettings, retry: bool) -> dsl.PipelineTask:
     """A GPU pod: accelerator, CPU/memory, /dev/shm, model-cache PVC, node selector, toleration, caching, retries."""
     task.set_accelerator_type(cluster.accelerator).set_accelerator_limit(cluster.gpus)
@@ -64,7 +70,7 @@ def _gpu_step(task: dsl.PipelineTask, cluster: ClusterSettings, retry: bool) -> 
     # HF_HOME and XSTILTS_CHECKPOINTS point into cache_mount in the image (docker/Dockerfile), not here:
     # kfp.local would apply task env vars to local runs too.
     kubernetes.empty_dir_mount(task, volume_name="dshm", mount_path="/dev/shm", medium="Memory", size_limit=cluster.shm_size)
-    kubernetes.mount_pvc(task, pvc_name=cluster.cache_pvc, mount_path=cluster.cache_mount)
+    _mount_cache(task, cluster)
     kubernetes.add_node_selector(task, label_key=cluster.node_selector_key, label_value=cluster.node_selector_value)
     kubernetes.add_toleration(task, key=cluster.toleration_key, operator="Exists", effect="NoSchedule")
     return task
@@ -102,8 +108,8 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
         intermediate_train: dict = CLUSTER_INTERMEDIATE_TRAIN,
         target_train: dict = CLUSTER_TARGET_TRAIN,
     ) -> Outputs:
-        validated = _cpu_step(validate_op(target_task=target_task, conditions=conditions, data=data,
-                                          languages=languages, hf_revision=hf_revision))
+        validated = _mount_cache(_cpu_step(validate_op(target_task=target_task, conditions=conditions, data=data,
+                                                       languages=languages, hf_revision=hf_revision)), cluster)
         validated.set_display_name("validate data")
         with dsl.ParallelFor(conditions, name="conditions") as condition:
             inter = _gpu_step(intermediate_op(condition=condition, dataset=validated.outputs["dataset"],

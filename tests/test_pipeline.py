@@ -45,6 +45,7 @@ def test_dag_shape_and_gpu_settings():
         assert cfg["pvcMount"][0]["mountPath"] == "/mnt/cache"
         assert cfg["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
         assert cfg["tolerations"][0]["key"] == "nvidia.com/gpu"
+    assert k8s["exec-validate-data"]["pvcMount"][0]["mountPath"] == "/mnt/cache"  # hub datasets are cached too
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["model_name"]["defaultValue"] == "FacebookAI/xlm-roberta-large"
     assert params["conditions"]["defaultValue"] == ["none", "mnli", "sst2"]
