@@ -8,12 +8,13 @@ XSTILTS := $(VENV)/bin/xstilts
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 SAMPLE := data/sample/xnli/train.jsonl
 
-.PHONY: run test install install-dev data compile clean help
+.PHONY: run test install install-dev data compile measure clean help
 
 help:
 	@echo "make run      run the whole pipeline locally (tiny model, sample data); prints 'report: <path>'"
 	@echo "make test     unit tests and the local end-to-end pipeline test"
 	@echo "make compile  recompile pipelines/compiled/xstilts.yaml"
+	@echo "make measure  time the local pipeline and print the installed environment's size"
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -45,6 +46,12 @@ test: install-dev data
 
 compile: install
 	$(XSTILTS) compile --out pipelines/compiled/xstilts.yaml
+
+measure: install data
+	@start=$$(date +%s%N); $(XSTILTS) run --local > runs-measure.log 2>&1 || { tail -n 30 runs-measure.log; exit 1; }; \
+	end=$$(date +%s%N); tail -n 1 runs-measure.log; \
+	echo "make run pipeline wall time: $$(( (end - start) / 1000000000 )) s (log: runs-measure.log)"; \
+	echo "installed environment: $$(du -sh $(VENV) | cut -f1) ($(VENV))"
 
 clean:
 	rm -rf runs outputs .pytest_cache

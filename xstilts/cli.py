@@ -6,7 +6,6 @@ Errors from bad input print one clear message and exit non-zero, without a trace
 from __future__ import annotations
 
 import functools
-import sys
 from pathlib import Path
 from typing import Optional
 
@@ -174,11 +173,3 @@ def step_report(results: Optional[list[Path]] = typer.Argument(None, help="Resul
         raise typer.BadParameter("give results folders, or --results-root with --params")
     build_report(results, out)
     console.print(f"report: {out}/report.html")
-
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
