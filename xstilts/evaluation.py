@@ -11,7 +11,7 @@ from tqdm.auto import tqdm
 
 from .data import read_split
 from .errors import ConfigError
-from .fsutil import atomic_dir, atomic_write_text, read_json, write_json
+from .fsutil import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
 from .render import html_page, html_table, markdown_table
 from .tasks import get_task
 
@@ -90,5 +90,5 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
                                                           + html_table(["language", task.metric, "examples"], rows)))
     for src, dest in (("results.html", html_path), ("results.md", md_path)):
         if dest:  # KFP's HTML/Markdown artifacts are single files
-            atomic_write_text(dest, (Path(out_dir) / src).read_text(encoding="utf-8"))
+            atomic_copy(Path(out_dir) / src, dest)
     return results

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .errors import ExportParityError
-from .fsutil import atomic_dir, atomic_write_text, read_json, write_json
+from .fsutil import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
 from .modeling import load_classifier
 from .render import markdown_table
 
@@ -97,5 +97,5 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
         if training.exists():
             shutil.copy(training, tmp / "training.json")
     if md_path:
-        atomic_write_text(md_path, (Path(out_dir) / "export_report.md").read_text(encoding="utf-8"))
+        atomic_copy(Path(out_dir) / "export_report.md", md_path)
     return report

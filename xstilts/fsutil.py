@@ -43,6 +43,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
         raise
 
 
+def atomic_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Copy a text file to `dest` atomically (KFP's HTML/Markdown outputs are single files beside a folder)."""
+    atomic_write_text(dest, Path(src).read_text(encoding="utf-8"))
+
+
 def write_json(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
 

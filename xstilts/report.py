@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ConfigError
-from .fsutil import atomic_dir, atomic_write_text, read_json, write_json
+from .fsutil import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
 from .render import esc, html_image, html_page, html_table, markdown_table
 
 BASELINE = "none"
@@ -115,5 +115,5 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
         atomic_write_text(tmp / "report.html", html_page(f"xstilts report — {task}", body))
     for src, dest in (("report.html", html_path), ("report.md", md_path)):
         if dest:  # KFP's HTML/Markdown artifacts are single files beside the report directory
-            atomic_write_text(dest, (Path(out_dir) / src).read_text(encoding="utf-8"))
+            atomic_copy(Path(out_dir) / src, dest)
     return summary
