@@ -5,10 +5,12 @@ from components import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def export_onnx(model: Input[Model], onnx_model: Output[Model], report: Output[Markdown], tolerance: float = 1e-4):
+def export_onnx(model: Input[Model], onnx_model: Output[Model], report: Output[Markdown], retrieval_layer: int = 0,
+                tolerance: float = 1e-4):
     """Export to ONNX with dynamic batch/sequence axes; fail unless ONNX matches PyTorch within `tolerance`."""
     from xstilts.export import export_onnx as export
 
-    result = export(model.path, onnx_model.path, tolerance=tolerance, md_path=report.path)
+    result = export(model.path, onnx_model.path, tolerance=tolerance, md_path=report.path, retrieval_layer=retrieval_layer)
     onnx_model.metadata.update({"framework": "onnx", "opset": result["opset"], "max_abs_diff": result["max_abs_diff"],
-                                "task": result["task"], "condition": result["condition"]})
+                                "task": result["task"], "kind": result["kind"],
+                                "condition": result["condition"]})

@@ -9,9 +9,10 @@ from components import DEFAULT_IMAGE
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def report(results: Input[List[Artifact]], summary: Output[Artifact], report_html: Output[HTML],
            report_md: Output[Markdown]):
-    """Gather every condition's zero-shot scores: deltas vs `none`, heatmap, Markdown/HTML report, summary.json."""
+    """Every (condition, target task) score: task × condition table with XTREME average and deltas vs `none`,
+    best intermediate per target, heatmaps, Markdown/HTML report, summary.json."""
     from xstilts.report import build_report
 
     result = build_report([r.path for r in results], summary.path, html_path=report_html.path, md_path=report_md.path)
-    summary.metadata.update({"target_task": result["target_task"], "metric": result["metric"],
-                             "average": result["average"]})
+    summary.metadata.update({"targets": result["targets"], "conditions": result["conditions"],
+                             "xtreme_average": result["xtreme_average"]})

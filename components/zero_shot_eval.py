@@ -5,14 +5,14 @@ from components import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def zero_shot_eval(onnx_model: Input[Model], dataset: Input[Dataset], condition: str, results: Output[Artifact],
+def zero_shot_eval(onnx_model: Input[Model], dataset: Input[Dataset], results: Output[Artifact],
                    metrics: Output[Metrics], table_md: Output[Markdown], table_html: Output[HTML]):
-    """Score the ONNX model in onnxruntime on every evaluation language's test split."""
+    """Score the ONNX model in onnxruntime on every evaluation language's test split (the task kind's metric)."""
     from xstilts.evaluation import zero_shot_eval as evaluate
 
-    result = evaluate(onnx_model.path, dataset.path, results.path, condition, html_path=table_html.path,
-                      md_path=table_md.path)
+    result = evaluate(onnx_model.path, dataset.path, results.path, html_path=table_html.path, md_path=table_md.path)
     for language, score in result["scores"].items():
-        metrics.log_metric(f"{result['metric']}_{language}", score)
-    metrics.log_metric(f"{result['metric']}_average", result["average"])
-    results.metadata.update({"condition": condition, "provider": result["provider"], "average": result["average"]})
+        metrics.log_metric(f"{result['task']}_{language}", score)
+    metrics.log_metric(f"{result['task']}_average", result["average"])
+    results.metadata.update({"condition": result["condition"], "task": result["task"], "metric": result["metric"],
+                             "provider": result["provider"], "average": result["average"]})

@@ -13,25 +13,28 @@ from xstilts.params import load_params, split_csv
 @friendly_errors
 def run(
     local: bool = typer.Option(False, "--local", help="Run every step here through kfp.local (the embedded default)."),
-    params: Optional[Path] = typer.Option(None, help=PARAMS_HELP + " Default: ./params.yaml if present."),
-    target_task: Optional[str] = typer.Option(None, help="Target task (see `xstilts tasks`)."),
-    conditions: Optional[str] = typer.Option(None, help="Comma-separated intermediate conditions; `none` is the baseline."),
+    preset: Optional[str] = typer.Option(None, help="Named parameter set: `tiny` (the embedded default) or `xtreme-grid` "
+                                         "(the paper's design on XLM-R Large). Replaces ./params.yaml as the base."),
+    params: Optional[Path] = typer.Option(None, help=PARAMS_HELP + " Default: ./params.yaml if present and no --preset."),
+    target_tasks: Optional[str] = typer.Option(None, help="Comma-separated target tasks (see `xstilts tasks`)."),
+    conditions: Optional[str] = typer.Option(None, help="Comma-separated intermediate conditions: task names, `a+b` "
+                                             "multi-task sets, and `none` (the baseline)."),
     data: Optional[str] = typer.Option(None, help="Data root (<task>/<split>.jsonl|.parquet) or `hf` for the hub."),
     languages: Optional[str] = typer.Option(None, help="Comma-separated evaluation languages (empty: all of the task's)."),
     model_name: Optional[str] = typer.Option(None, help="`tiny` (built in code) or a hub id such as FacebookAI/xlm-roberta-large."),
     workdir: Path = typer.Option(Path("runs"), help="Local runs: artifacts, checkpoints and the `latest` report link."),
 ):
-    """Run the whole pipeline: validate → intermediate → target → export → eval (per condition) → report."""
+    """Run the whole pipeline: validate → intermediate (per condition) → target → export → eval (per target) → report."""
     if not local:
         raise typer.BadParameter("only local runs are started from here: use --local, or compile the pipeline "
                                  "(`xstilts compile`) and upload it to Kubeflow (see README)", param_hint="--local")
     from pipelines.local import run_local
 
-    if params is None and Path("params.yaml").exists():
+    if params is None and preset is None and Path("params.yaml").exists():
         params = Path("params.yaml")
-    overrides = {"target_task": target_task, "conditions": split_csv(conditions), "data": data,
+    overrides = {"target_tasks": split_csv(target_tasks), "conditions": split_csv(conditions), "data": data,
                  "languages": split_csv(languages), "model_name": model_name}
-    values = load_params(params, overrides)
+    values = load_params(params, overrides, preset)
     report_dir = run_local(values, workdir)
     print(f"report: {report_dir / 'report.html'}")
 

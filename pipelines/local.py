@@ -25,8 +25,12 @@ def run_local(params: dict, workdir: Path) -> Path:
 
     workdir = workdir.resolve()
     params = dict(params)
-    if not params["data"].startswith("hf") and "://" not in params["data"]:
-        params["data"] = str(Path(params["data"]).resolve())  # steps run in other working directories
+
+    def absolute(root: str) -> str:  # steps run in other working directories
+        return root if root.startswith("hf") or "://" in root else str(Path(root).resolve())
+
+    params["data"] = absolute(params["data"])
+    params["task_data"] = {task: absolute(root) for task, root in params["task_data"].items()}
     os.environ.setdefault("XSTILTS_CHECKPOINTS", str(workdir / "checkpoints"))
     # kfp.local runs up to LOCAL_PARALLEL_BRANCHES branches at once; share the cores instead of oversubscribing
     # them (on 2 cores this takes `make run` from ~1m40s to ~1m20s).

@@ -1,4 +1,10 @@
-"""The xstilts pipeline: validate → ParallelFor(conditions) [intermediate → target → export → eval] → report.
+"""The xstilts pipeline:
+
+  validate → ParallelFor(conditions) [ intermediate → ParallelFor(target_tasks) [target → export → eval] → gather ]
+           → report
+
+Each intermediate model is trained once and reused by every target task of its condition. `gather` collects one
+condition's results (kfp cannot collect across two nested loops at once); `report` collects the conditions.
 
 `build_pipeline(image, cluster)` binds the components to an image and cluster settings; `compile_pipeline` writes
 the YAML (committed as pipelines/compiled/xstilts.yaml); `pipelines.local.run_local` runs it with kfp.local.
@@ -15,21 +21,19 @@ from kfp.dsl import HTML, Artifact
 
 from components import DEFAULT_IMAGE
 from components.export_onnx import export_onnx
+from components.gather_results import gather_results
 from components.intermediate_finetune import intermediate_finetune
 from components.report import report
 from components.target_finetune import target_finetune
 from components.validate_data import validate_data
 from components.zero_shot_eval import zero_shot_eval
-from xstilts.modeling import CLUSTER_DEFAULT_MODEL
+from xstilts.params import XTREME_GRID
 
 COMPILED = Path(__file__).parent / "compiled" / "xstilts.yaml"
 PIPELINE_NAME = "xstilts"
 
-# Cluster defaults for XLM-R Large (Phang et al. 2020 use lr 1e-5, batch 32/4 epochs for intermediate tasks).
-CLUSTER_INTERMEDIATE_TRAIN = {"epochs": 2, "batch_size": 32, "learning_rate": 1e-5, "max_length": 128,
-                              "eval_every": 2000, "patience": 3, "checkpoint_every": 500}
-CLUSTER_TARGET_TRAIN = {"epochs": 5, "batch_size": 32, "learning_rate": 1e-5, "max_length": 128,
-                        "eval_every": 1000, "patience": 3, "checkpoint_every": 500}
+# Cluster defaults: the `xtreme-grid` preset (Phang et al. 2020's design on XLM-R Large), editable per run in the UI.
+CLUSTER_DEFAULTS = XTREME_GRID
 
 
 @dataclass(frozen=True)
@@ -89,46 +93,56 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
     target_op = _with_image(target_finetune, image)
     export_op = _with_image(export_onnx, image)
     eval_op = _with_image(zero_shot_eval, image)
+    gather_op = _with_image(gather_results, image)
     report_op = _with_image(report, image)
+    d = CLUSTER_DEFAULTS
 
     class Outputs(NamedTuple):
         report_html: HTML
         summary: Artifact
 
-    @dsl.pipeline(name=PIPELINE_NAME, description="English intermediate-task training → English target task → "
-                  "zero-shot cross-lingual evaluation (Phang et al. 2020), one branch per intermediate condition.")
+    @dsl.pipeline(name=PIPELINE_NAME, description="English intermediate-task training → English target tasks → "
+                  "zero-shot cross-lingual evaluation (Phang et al. 2020): one branch per intermediate condition, "
+                  "each fanning out over the target tasks.")
     def xstilts(
-        target_task: str = "xnli",
-        conditions: list = ["none", "mnli", "sst2"],
-        data: str = "hf",
-        languages: list = [],
-        hf_revision: str = "",
-        model_name: str = CLUSTER_DEFAULT_MODEL,
-        model_revision: str = "",
-        intermediate_train: dict = CLUSTER_INTERMEDIATE_TRAIN,
-        target_train: dict = CLUSTER_TARGET_TRAIN,
+        target_tasks: list = d["target_tasks"],
+        conditions: list = d["conditions"],
+        data: str = d["data"],
+        task_data: dict = d["task_data"],
+        languages: list = d["languages"],
+        hf_revision: str = d["hf_revision"],
+        model_name: str = d["model_name"],
+        model_revision: str = d["model_revision"],
+        retrieval_layer: int = d["retrieval_layer"],
+        intermediate_train: dict = d["intermediate_train"],
+        target_train: dict = d["target_train"],
     ) -> Outputs:
-        validated = _mount_cache(_cpu_step(validate_op(target_task=target_task, conditions=conditions, data=data,
-                                                       languages=languages, hf_revision=hf_revision)), cluster)
+        validated = _mount_cache(_cpu_step(validate_op(target_tasks=target_tasks, conditions=conditions, data=data,
+                                                       task_data=task_data, languages=languages,
+                                                       hf_revision=hf_revision)), cluster)
         validated.set_display_name("validate data")
         with dsl.ParallelFor(conditions, name="conditions") as condition:
             inter = _gpu_step(intermediate_op(condition=condition, dataset=validated.outputs["dataset"],
                                               model_name=model_name, model_revision=model_revision,
                                               train_params=intermediate_train), cluster, retry=True)
             inter.set_display_name("intermediate fine-tune")
-            target = _gpu_step(target_op(target_task=target_task, condition=condition,
-                                         dataset=validated.outputs["dataset"],
-                                         intermediate_model=inter.outputs["model"], train_params=target_train),
-                               cluster, retry=True)
-            target.set_display_name("target fine-tune")
-            exported = _cpu_step(export_op(model=target.outputs["model"]), cpu="4", memory="32G")
-            exported.set_display_name("export ONNX")
-            evaluated = _gpu_step(eval_op(onnx_model=exported.outputs["onnx_model"],
-                                          dataset=validated.outputs["dataset"], condition=condition), cluster, retry=False)
-            evaluated.set_display_name("zero-shot eval")
-        gathered = _cpu_step(report_op(results=dsl.Collected(evaluated.outputs["results"])))
-        gathered.set_display_name("report")
-        return Outputs(report_html=gathered.outputs["report_html"], summary=gathered.outputs["summary"])
+            with dsl.ParallelFor(target_tasks, name="target-tasks") as target_task:
+                target = _gpu_step(target_op(target_task=target_task, dataset=validated.outputs["dataset"],
+                                             intermediate_model=inter.outputs["model"], train_params=target_train),
+                                   cluster, retry=True)
+                target.set_display_name("target fine-tune")
+                exported = _cpu_step(export_op(model=target.outputs["model"], retrieval_layer=retrieval_layer),
+                                     cpu="4", memory="32G")
+                exported.set_display_name("export ONNX")
+                evaluated = _gpu_step(eval_op(onnx_model=exported.outputs["onnx_model"],
+                                              dataset=validated.outputs["dataset"]),
+                                      cluster, retry=False)
+                evaluated.set_display_name("zero-shot eval")
+            gathered = _cpu_step(gather_op(results=dsl.Collected(evaluated.outputs["results"])), cpu="1", memory="2G")
+            gathered.set_display_name("gather condition")
+        reported = _cpu_step(report_op(results=dsl.Collected(gathered.outputs["gathered"])))
+        reported.set_display_name("report")
+        return Outputs(report_html=reported.outputs["report_html"], summary=reported.outputs["summary"])
 
     return xstilts
 

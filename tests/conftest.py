@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+TARGETS = ["xnli", "xquad", "panx", "tatoeba", "bucc18"]
+CONDITIONS = ["none", "mnli", "sst2", "squad", "hellaswag", "ccg"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -29,11 +31,12 @@ def sample_root(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def dataset(sample_root, tmp_path_factory) -> Path:
-    """The validated dataset (xnli + mnli + sst2, five evaluation languages)."""
+    """The validated dataset: a target of every kind and an intermediate task of every trainable kind, in the
+    sample's five languages."""
     from xstilts.validation import validate_experiment
 
     out = tmp_path_factory.mktemp("validated")
-    validate_experiment("xnli", ["none", "mnli", "sst2"], str(sample_root), out / "dataset", out / "r.html", out / "r.md",
+    validate_experiment(TARGETS, CONDITIONS, str(sample_root), out / "dataset", out / "r.html", out / "r.md",
                         ["en", "de", "es", "fr", "ru"])
     return out / "dataset"
 

@@ -16,10 +16,18 @@ def cli(*args, cwd=REPO, timeout=600, env=None):
 
 
 def test_tasks_lists_every_task_with_kind_languages_and_metric():
+    from xstilts.tasks import KINDS, all_tasks
+
     out = cli("tasks")
     assert out.returncode == 0, out.stderr
-    for needed in ("xnli", "mnli", "sst2", "pair_classification", "single_classification", "accuracy", "15: en"):
+    for task in all_tasks():
+        line = next(line for line in out.stdout.splitlines() if f" {task.name} " in line)
+        assert task.kind in line and task.metric in line and f"{len(task.languages)}: " in line, line
+    for needed in KINDS + ("trained on squad", "local files only", "from the train split", "40: af"):
         assert needed in out.stdout
+    qa = cli("tasks", "--kind", "extractive_qa")
+    assert qa.returncode == 0 and "xquad" in qa.stdout and "xnli" not in qa.stdout
+    assert cli("tasks", "--kind", "nope").returncode != 0
 
 
 @pytest.mark.parametrize("command", [[], ["run"], ["compile"], ["validate"], ["tasks"], ["step", "target"]])
@@ -48,7 +56,7 @@ def test_run_requires_local_or_points_to_compile():
 
 
 def test_bad_params_file_is_a_clear_error(tmp_path):
-    (tmp_path / "p.yaml").write_text("target_task: xnli\nlearning_rate: 1\n")
+    (tmp_path / "p.yaml").write_text("target_tasks: [xnli]\nlearning_rate: 1\n")
     out = cli("run", "--local", "--params", str(tmp_path / "p.yaml"), "--workdir", str(tmp_path / "w"))
     assert out.returncode == 1 and "unknown parameter(s) learning_rate" in out.stderr
 
@@ -59,33 +67,66 @@ def test_params_yaml_equals_the_embedded_defaults():
     assert yaml.safe_load((REPO / "params.yaml").read_text()) == EMBEDDED_DEFAULTS
 
 
+def test_presets():
+    from xstilts.errors import ConfigError
+    from xstilts.params import load_params
+
+    tiny = load_params(preset_name="tiny")
+    assert tiny["target_tasks"] == ["xnli", "xquad", "panx", "tatoeba"] and tiny["model_name"] == "tiny"
+    grid = load_params(preset_name="xtreme-grid")
+    assert len(grid["target_tasks"]) == 9 and len(grid["conditions"]) == 11 and grid["data"] == "hf"
+    assert grid["model_name"] == "FacebookAI/xlm-roberta-large" and grid["intermediate_train"]["learning_rate"] == 1e-5
+    with pytest.raises(ConfigError, match="unknown preset 'huge'"):
+        load_params(preset_name="huge")
+
+
+def test_xtreme_grid_preset_reaches_the_hub_loaders(tmp_path):
+    """Offline, the paper's grid gets as far as its first hub download (ids from the registry), then stops cleanly."""
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
+    out = cli("run", "--local", "--preset", "xtreme-grid", "--workdir", str(tmp_path / "runs"), cwd=tmp_path, env=env)
+    assert out.returncode == 1
+    assert "could not load facebook/xnli config 'en'" in out.stdout + out.stderr
+
+
 FAST = {"intermediate_train": {"epochs": 2, "checkpoint_every": 20}, "target_train": {"epochs": 2, "checkpoint_every": 20}}
 
 
 def test_local_pipeline_end_to_end(sample_root, tmp_path):
-    """`xstilts run --local`: every step through kfp.local, three conditions, one report."""
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({**FAST, "data": str(sample_root)}))
+    """`xstilts run --local --preset tiny`: every step through kfp.local; a target of each kind (classification, QA,
+    tagging, retrieval) × none and two intermediate tasks; one grid report."""
+    (tmp_path / "fast.yaml").write_text(yaml.safe_dump({**FAST, "data": str(sample_root)}))
     env = {k: v for k, v in os.environ.items() if k != "XSTILTS_NO_PROGRESS"}  # as a user sees it
-    out = cli("run", "--local", "--params", str(tmp_path / "params.yaml"), "--workdir", str(tmp_path / "runs"), env=env)
+    out = cli("run", "--local", "--preset", "tiny", "--params", str(tmp_path / "fast.yaml"), "--workdir",
+              str(tmp_path / "runs"), env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report_line = [line for line in out.stdout.splitlines() if line.startswith("report: ")]
     assert report_line, out.stdout[-2000:]
     report = Path(report_line[-1].removeprefix("report: "))
     assert report.exists() and report.name == "report.html"
     summary = json.loads((report.parent / "summary.json").read_text())
-    assert summary["target_task"] == "xnli" and summary["metric"] == "accuracy"
-    assert set(summary["conditions"]) == {"none", "mnli", "sst2"}
-    for scores in summary["conditions"].values():
-        assert list(scores) == ["en", "de", "es", "fr", "ru"] and all(0 <= s <= 1 for s in scores.values())
-    assert (report.parent / "heatmap.png").exists() and (tmp_path / "runs" / "latest" / "report.html").exists()
-    # every step ran once per condition
+    assert summary["targets"] == ["panx", "tatoeba", "xnli", "xquad"]
+    assert summary["conditions"] == ["none", "mnli", "squad"]
+    languages = {"xnli": ["en", "de", "es", "fr", "ru"], "panx": ["en", "de", "es", "fr", "ru"],
+                 "xquad": ["en", "de", "es", "ru"], "tatoeba": ["de", "es", "fr", "ru"]}
+    for task, by_condition in summary["scores"].items():
+        for scores in by_condition.values():
+            assert list(scores) == languages[task] and all(0 <= s <= 1 for s in scores.values())
+    assert set(summary["xtreme_average"]) == {"none", "mnli", "squad"}
+    assert set(summary["best_intermediate"]) == set(languages)
+    for png in ("grid.png", "heatmap-xquad.png", "heatmap-tatoeba.png"):
+        assert (report.parent / png).exists()
+    assert (tmp_path / "runs" / "latest" / "report.html").exists()
+    # one intermediate model per condition, reused by the four targets; each target trained, exported, evaluated
     run_dir = next((tmp_path / "runs" / "kfp").iterdir())
-    assert sorted(p.name for p in run_dir.iterdir()) == [
-        "for-loop-1-iteration-0", "for-loop-1-iteration-1", "for-loop-1-iteration-2", "report", "validate-data"]
-    for i in range(3):
-        branch = sorted(p.name for p in (run_dir / f"for-loop-1-iteration-{i}").iterdir())
-        assert branch == ["export-onnx", "intermediate-finetune", "target-finetune", "zero-shot-eval"]
+    steps = [p.relative_to(run_dir).parts for p in run_dir.rglob("*") if p.is_dir() and p.name in STEPS]
+    count = {name: sum(1 for parts in steps if parts[-1] == name) for name in STEPS}
+    assert count == {"validate-data": 1, "intermediate-finetune": 3, "target-finetune": 12, "export-onnx": 12,
+                     "zero-shot-eval": 12, "gather-results": 3, "report": 1}, count
     assert "step/s" in out.stdout  # training progress is visible
+
+
+STEPS = ("validate-data", "intermediate-finetune", "target-finetune", "export-onnx", "zero-shot-eval", "gather-results",
+         "report")
 
 
 def test_local_pipeline_stops_at_validation_on_bad_data(sample_root, tmp_path):
@@ -94,7 +135,7 @@ def test_local_pipeline_stops_at_validation_on_bad_data(sample_root, tmp_path):
     shutil.copytree(sample_root, tmp_path / "data")
     with open(tmp_path / "data" / "xnli" / "train.jsonl", "a") as f:
         f.write(json.dumps({"premise": "A.", "hypothesis": "", "label": "unsure"}) + "\n")
-    out = cli("run", "--local", "--data", str(tmp_path / "data"), "--conditions", "none,mnli",
+    out = cli("run", "--local", "--data", str(tmp_path / "data"), "--conditions", "none,mnli", "--target-tasks", "xnli",
               "--workdir", str(tmp_path / "runs"))
     assert out.returncode == 1
     log = out.stdout + out.stderr

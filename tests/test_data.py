@@ -92,7 +92,7 @@ def test_label_outside_set_and_other_failures_are_all_listed(tmp_path):
     assert "expect_column_values_to_be_in_set(label): 2 of 4 rows failed" in message
     assert "row 2 id='2' label='mixed'" in message and "label='7'" in message
     assert "expect_column_value_lengths_to_be_between(text_a)" in message  # the empty sentence
-    assert "expect_column_values_to_be_unique(id)" in message
+    assert "expect_compound_columns_to_be_unique(language+id)" in message
     assert not (tmp_path / "ds").exists()  # nothing downstream can read a half-valid dataset
     report = (tmp_path / "r.md").read_text()
     assert "FAILED" in report and "mixed" in report

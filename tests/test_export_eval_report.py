@@ -4,15 +4,19 @@ import re
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pandas as pd
 import pytest
 import torch
 
+from xstilts import kinds
 from xstilts.errors import ConfigError, ExportParityError
 from xstilts.evaluation import zero_shot_eval
 from xstilts.export import EXPORT_SHAPE, export_onnx
 from xstilts.fsutil import read_json
-from xstilts.modeling import load_classifier
-from xstilts.report import build_report
+from xstilts.modeling import MeanPooledEncoder, load_encoder, load_model
+from xstilts.report import build_report, gather_condition
+from xstilts.tasks import get_task
+from xstilts.training import TrainConfig, intermediate_finetune, target_finetune
 
 
 def test_onnx_has_named_io_and_dynamic_axes(onnx_model):
@@ -24,19 +28,20 @@ def test_onnx_has_named_io_and_dynamic_axes(onnx_model):
     report = read_json(onnx_model / "export_report.json")
     assert report["parity_passed"] and report["max_abs_diff"] <= 1e-4
     assert all(shape != list(EXPORT_SHAPE) for shape in report["parity_shapes"])
-    assert read_json(onnx_model / "labels.json")["labels"] == ["entailment", "neutral", "contradiction"]
+    meta = read_json(onnx_model / "task.json")
+    assert meta["labels"] == ["entailment", "neutral", "contradiction"] and meta["settings"]["max_length"] == 64
     assert (onnx_model / "tokenizer.json").exists() and (onnx_model / "export_report.md").exists()
 
 
 def test_onnx_matches_pytorch_on_a_new_shape(onnx_model, target_model):
-    model, _, _ = load_classifier(target_model)
+    model, _, _ = load_model(target_model)
     ids = torch.randint(5, 300, (7, 51))
     mask = torch.ones_like(ids)
     mask[3, 30:] = 0
     session = ort.InferenceSession(str(onnx_model / "model.onnx"), providers=["CPUExecutionProvider"])
     got = session.run(["logits"], {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0]
     with torch.no_grad():
-        assert np.abs(got - model(ids, mask).numpy()).max() <= 1e-4
+        assert np.abs(got - model("xnli", ids, mask).numpy()).max() <= 1e-4
 
 
 def test_parity_failure_fails_the_step_and_writes_nothing(target_model, tmp_path):
@@ -46,67 +51,154 @@ def test_parity_failure_fails_the_step_and_writes_nothing(target_model, tmp_path
 
 
 def test_zero_shot_eval_matches_pytorch_accuracy_per_language(onnx_model, target_model, dataset, tmp_path):
-    import pandas as pd
-
-    results = zero_shot_eval(onnx_model, dataset, tmp_path / "eval", condition="none")
+    results = zero_shot_eval(onnx_model, dataset, tmp_path / "eval")
     assert results["provider"] == "CPUExecutionProvider"  # recorded; CUDA where usable
+    assert results["condition"] == "none"  # read from the model
     assert list(results["scores"]) == ["en", "de", "es", "fr", "ru"]
     assert results["average"] == pytest.approx(np.mean(list(results["scores"].values())))
-    # cross-check one language with the PyTorch model
-    model, tokenizer, info = load_classifier(target_model)
+    # cross-check one language with the PyTorch model, batched and padded differently
+    model, tokenizer, info = load_model(target_model)
     test = pd.read_parquet(dataset / "xnli" / "test.parquet")
     fr = test[test["language"] == "fr"]
-    enc = tokenizer(fr["text_a"].tolist(), fr["text_b"].tolist(), padding=True, truncation=True, max_length=128,
+    enc = tokenizer(fr["text_a"].tolist(), fr["text_b"].tolist(), padding=True, truncation=True, max_length=64,
                     return_tensors="pt")
     with torch.no_grad():
-        preds = model(enc["input_ids"], enc["attention_mask"]).argmax(-1).numpy()
-    gold = fr["label"].map({label: i for i, label in enumerate(info["labels"])}).to_numpy()
+        preds = model("xnli", enc["input_ids"], enc["attention_mask"]).argmax(-1).numpy()
+    gold = fr["label"].map({label: i for i, label in enumerate(info["heads"]["xnli"]["labels"])}).to_numpy()
     assert results["scores"]["fr"] == pytest.approx(float((preds == gold).mean()))
     saved = read_json(tmp_path / "eval" / "results.json")
     assert saved["scores"] == results["scores"]
     assert "| fr |" in (tmp_path / "eval" / "results.md").read_text()
 
 
-def _results(tmp_path, condition, scores):
-    path = tmp_path / condition
+FAST = TrainConfig(epochs=0, max_steps=40, batch_size=32, learning_rate=1e-3, max_length=64, doc_stride=24,
+                   max_query_length=24, patience=0, checkpoint_every=1000)
+
+
+@pytest.fixture(scope="module")
+def kind_models(dataset, target_model, tmp_path_factory):
+    """Briefly trained models of the other kinds: QA (XQuAD via SQuAD), tagging (PAN-X), multiple choice, retrieval."""
+    root = tmp_path_factory.mktemp("kinds")
+    none = target_model.parent / "none"
+    target_finetune("xquad", dataset, none, root / "xquad", FAST)
+    target_finetune("panx", dataset, none, root / "panx", FAST)
+    intermediate_finetune("hellaswag", dataset, "tiny", root / "hellaswag", FAST)
+    for task in ("tatoeba", "bucc18"):
+        target_finetune(task, dataset, none, root / task, FAST)
+    return root
+
+
+@pytest.mark.parametrize("task, outputs", [("xquad", ["start_logits", "end_logits"]), ("panx", ["logits"]),
+                                           ("hellaswag", ["logits"]), ("tatoeba", ["embeddings"])])
+def test_every_kind_exports_with_parity(task, outputs, kind_models, tmp_path):
+    report = export_onnx(kind_models / task, tmp_path / "onnx", retrieval_layer=-1)
+    assert report["parity_passed"] and report["outputs"] == outputs
+    graph = onnx.load(tmp_path / "onnx" / "model.onnx").graph
+    assert [o.name for o in graph.output] == outputs
+    rank = len(graph.input[0].type.tensor_type.shape.dim)
+    assert rank == (3 if task == "hellaswag" else 2)  # multiple choice: [batch, choices, sequence]
+
+
+@pytest.mark.parametrize("task", ["xquad", "panx", "tatoeba", "bucc18"])
+def test_onnx_evaluation_equals_the_pytorch_evaluation(task, kind_models, dataset, tmp_path):
+    """The zero-shot step (onnxruntime) and the same decoding and metric on the PyTorch model agree per language."""
+    export_onnx(kind_models / task, tmp_path / "onnx")
+    results = zero_shot_eval(tmp_path / "onnx", dataset, tmp_path / "eval")
+    t = get_task(task)
+    settings = kinds.Settings(**read_json(tmp_path / "onnx" / "task.json")["settings"])
+    test = pd.read_parquet(dataset / task / "test.parquet")
+    if t.kind == "retrieval":
+        encoder, tokenizer = load_encoder(str(kind_models / task / "encoder"))
+        run = kinds.torch_runner(MeanPooledEncoder(encoder, 0).eval(), None, t.kind, torch.device("cpu"))
+    else:
+        model, tokenizer, info = load_model(kind_models / task)
+        labels = tuple(info["heads"][task]["labels"])
+        run = kinds.torch_runner(model, task, t.kind, torch.device("cpu"))
+    assert list(results["scores"]) == read_json(dataset / "manifest.json")["tasks"][task]["languages"]
+    for lang, value in results["scores"].items():
+        df = test[test["language"] == lang].reset_index(drop=True)
+        if t.kind == "retrieval":
+            expected = kinds.retrieval_score(t, df, kinds.embed(run, df["text_a"].tolist(), tokenizer, settings, 16))
+        else:
+            expected = kinds.score(t, df, kinds.predict(run, t, labels, df, tokenizer, settings, 16), lang)
+        assert value == pytest.approx(expected["score"], abs=1e-6), lang
+        assert 0.0 <= value <= 1.0
+    if task == "xquad":
+        assert set(results["details"]["de"]) == {"exact_match", "f1"}
+        assert "fr" not in results["scores"]  # XQuAD has no French: the shared language list skips it
+    if task == "bucc18":
+        assert set(results["details"]["de"]) == {"precision", "recall", "threshold"}
+
+
+def _results(tmp_path, condition, scores, task="xnli", metric="accuracy"):
+    path = tmp_path / f"{condition}-{task}"
     path.mkdir()
-    (path / "results.json").write_text(json.dumps({"task": "xnli", "condition": condition, "metric": "accuracy",
+    (path / "results.json").write_text(json.dumps({"task": task, "condition": condition, "metric": metric,
                                                    "provider": "CPUExecutionProvider", "scores": scores}))
     return path
 
 
-def test_report_gathers_conditions_with_deltas_heatmap_and_summary(tmp_path):
-    paths = [_results(tmp_path, "mnli", {"en": 0.8, "de": 0.6}), _results(tmp_path, "none", {"en": 0.7, "de": 0.5}),
-             _results(tmp_path, "sst2", {"en": 0.6, "de": 0.55})]
-    summary = build_report(paths, tmp_path / "report", html_path=tmp_path / "r.html", md_path=tmp_path / "r.md")
-    on_disk = read_json(tmp_path / "report" / "summary.json")
-    assert on_disk["target_task"] == "xnli" and on_disk["metric"] == "accuracy"
-    assert list(on_disk["conditions"]) == ["none", "mnli", "sst2"]
-    assert on_disk["conditions"]["mnli"] == {"en": 0.8, "de": 0.6}
-    assert summary["delta_vs_none"]["mnli"]["de"] == pytest.approx(0.1)
-    assert summary["delta_vs_none"]["sst2"]["average"] == pytest.approx(-0.025)
-    png = (tmp_path / "report" / "heatmap.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    html = (tmp_path / "report" / "report.html").read_text()
-    assert "data:image/png;base64," in html and not re.search(r'(src|href)="https?://', html)
+GRID = {  # target → condition → language → score
+    "xnli": {"none": {"en": 0.7, "de": 0.5}, "mnli": {"en": 0.8, "de": 0.6}, "sst2": {"en": 0.6, "de": 0.55}},
+    "xquad": {"none": {"en": 0.5, "ru": 0.3}, "mnli": {"en": 0.5, "ru": 0.2}, "sst2": {"en": 0.4, "ru": 0.3}},
+    "tatoeba": {"none": {"de": 0.9}, "mnli": {"de": 0.8}, "sst2": {"de": 0.95}},
+}
+
+
+def grid_results(tmp_path):
+    """One gathered folder per condition, as the pipeline's per-condition gather step writes them."""
+    gathered = []
+    for condition in ("mnli", "none", "sst2"):
+        files = [_results(tmp_path, condition, GRID[t][condition], t) for t in GRID]
+        gathered.append(tmp_path / f"gathered-{condition}")
+        gather_condition(files, gathered[-1])
+    return gathered
+
+
+def test_report_builds_the_grid_with_xtreme_average_deltas_and_best_intermediates(tmp_path):
+    summary = build_report(grid_results(tmp_path), tmp_path / "report", html_path=tmp_path / "r.html",
+                           md_path=tmp_path / "r.md")
+    assert summary["scores"] == {t: {c: GRID[t][c] for c in ("none", "mnli", "sst2")} for t in sorted(GRID)}
+    assert summary["conditions"] == ["none", "mnli", "sst2"] and summary["targets"] == ["tatoeba", "xnli", "xquad"]
+    assert summary["task_average"]["xnli"]["mnli"] == pytest.approx(0.7)
+    # XTREME average: mean over tasks of each task's mean over languages
+    assert summary["xtreme_average"]["none"] == pytest.approx((0.6 + 0.4 + 0.9) / 3)
+    assert summary["xtreme_average"]["sst2"] == pytest.approx((0.575 + 0.35 + 0.95) / 3)
+    assert summary["delta_vs_none"]["xnli"]["mnli"]["de"] == pytest.approx(0.1)
+    assert summary["delta_vs_none"]["xquad"]["mnli"]["average"] == pytest.approx(-0.05)
+    assert summary["xtreme_delta_vs_none"]["sst2"] == pytest.approx((0.575 + 0.35 + 0.95 - 1.9) / 3)
+    assert summary["best_intermediate"]["xnli"]["condition"] == "mnli"
+    assert summary["best_intermediate"]["tatoeba"] == {"condition": "sst2", "score": 0.95, "gain": pytest.approx(0.05)}
+    report = tmp_path / "report"
+    assert {p.name for p in report.iterdir()} == {"summary.json", "report.md", "report.html", "grid.png",
+                                                   "heatmap-xnli.png", "heatmap-xquad.png", "heatmap-tatoeba.png"}
     md = (tmp_path / "r.md").read_text()
-    assert "Best intermediate task: **mnli**" in md and "| de | 0.5000 | 0.6000 | 0.5500 | +0.1000 | +0.0500 |" in md
+    assert "| xnli | accuracy | 60.0 | 70.0 | 57.5 | +10.0 | -2.5 | mnli |" in md
+    assert "| XTREME average |" in md and "best intermediate **sst2** (95.0, +5.0 vs `none`)" in md
+    assert "### xquad ((EM+F1)/2)" not in md and "### xquad (accuracy)" in md  # metric as each result says
+    html = (tmp_path / "r.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<script" not in html  # self-contained
+    assert not re.search(r'(src|href)="https?://', html)
 
 
-def test_report_rejects_mixed_tasks_and_duplicates(tmp_path):
+def test_report_rejects_duplicates_and_holes(tmp_path):
     a = _results(tmp_path, "none", {"en": 0.7})
-    b = tmp_path / "other"
-    b.mkdir()
-    (b / "results.json").write_text(json.dumps({"task": "pawsx", "condition": "mnli", "metric": "accuracy", "scores": {"en": 1}}))
-    with pytest.raises(ConfigError, match="mix target tasks"):
-        build_report([a, b], tmp_path / "r")
-    with pytest.raises(ConfigError, match="two results for condition 'none'"):
+    with pytest.raises(ConfigError, match="two results for target task 'xnli' and condition 'none'"):
         build_report([a, a], tmp_path / "r")
-    assert not (tmp_path / "r").exists()
+    b = _results(tmp_path, "mnli", {"en": 0.7}, task="pawsx")
+    with pytest.raises(ConfigError, match="target task 'pawsx' has no results for condition\\(s\\) none"):
+        build_report([a, b], tmp_path / "r")
+    c = _results(tmp_path, "mnli", {"de": 0.7})
+    with pytest.raises(ConfigError, match="xnli: condition 'mnli' was evaluated on \\['de'\\]"):
+        build_report([a, c], tmp_path / "r")
+    with pytest.raises(ConfigError, match="different conditions"):
+        gather_condition([a, b], tmp_path / "g")
+    assert not (tmp_path / "r").exists() and not (tmp_path / "g").exists()
 
 
 def test_report_says_when_no_intermediate_task_helps(tmp_path):
     paths = [_results(tmp_path, "none", {"en": 0.7}), _results(tmp_path, "mnli", {"en": 0.6})]
     build_report(paths, tmp_path / "report")
     md = (tmp_path / "report" / "report.md").read_text()
-    assert "No intermediate task beats the `none` baseline (0.7000 average accuracy); the closest is **mnli** (-0.1000)" in md
+    assert "**xnli**: no intermediate task beats `none` (70.0); closest **mnli** (-10.0)" in md
+    assert "**XTREME average**: no condition beats `none` (70.0); closest **mnli** (-10.0)" in md

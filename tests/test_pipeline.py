@@ -28,16 +28,23 @@ def test_dag_shape_and_gpu_settings():
     root = spec["root"]["dag"]["tasks"]
     assert set(root) == {"validate-data", "for-loop-1", "report"}
     assert root["for-loop-1"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--conditions"
+    # Per condition: one intermediate model, reused by every target task of the inner loop, then one gather.
     loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
-    assert set(loop) == {"intermediate-finetune", "target-finetune", "export-onnx", "zero-shot-eval"}
-    assert loop["target-finetune"]["inputs"]["artifacts"]["intermediate_model"]["taskOutputArtifact"]["producerTask"] == "intermediate-finetune"
-    for name in ("intermediate-finetune", "target-finetune"):
-        assert loop[name]["retryPolicy"]["maxRetryCount"] == 3 and loop[name]["cachingOptions"]["enableCache"]
+    assert set(loop) == {"intermediate-finetune", "for-loop-2", "gather-results"}
+    assert loop["for-loop-2"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--target_tasks"
+    inner = spec["components"]["comp-for-loop-2"]["dag"]["tasks"]
+    assert set(inner) == {"target-finetune", "export-onnx", "zero-shot-eval"}
+    assert (inner["target-finetune"]["inputs"]["artifacts"]["intermediate_model"]["componentInputArtifact"]
+            == "pipelinechannel--intermediate-finetune-model")
+    assert root["report"]["inputs"]["artifacts"]["results"]["taskOutputArtifact"]["producerTask"] == "for-loop-1"
+    for name, tasks in (("intermediate-finetune", loop), ("target-finetune", inner)):
+        assert tasks[name]["retryPolicy"]["maxRetryCount"] == 3 and tasks[name]["cachingOptions"]["enableCache"]
     executors = spec["deploymentSpec"]["executors"]
     for name in ("exec-intermediate-finetune", "exec-target-finetune", "exec-zero-shot-eval"):
         resources = executors[name]["container"]["resources"]
         assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu" and resources["accelerator"]["resourceCount"] == "1"
         assert resources["resourceCpuRequest"] and resources["resourceMemoryRequest"]
+    assert "accelerator" not in executors["exec-gather-results"]["container"].get("resources", {})
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     for name in ("exec-intermediate-finetune", "exec-target-finetune", "exec-zero-shot-eval"):
         cfg = k8s[name]
@@ -46,9 +53,18 @@ def test_dag_shape_and_gpu_settings():
         assert cfg["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
         assert cfg["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert k8s["exec-validate-data"]["pvcMount"][0]["mountPath"] == "/mnt/cache"  # hub datasets are cached too
+
+
+def test_cluster_defaults_are_the_xtreme_grid_preset():
+    from xstilts.params import XTREME_GRID
+
+    spec, _ = load_docs(COMPILED)
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert params["model_name"]["defaultValue"] == "FacebookAI/xlm-roberta-large"
-    assert params["conditions"]["defaultValue"] == ["none", "mnli", "sst2"]
+    assert params["target_tasks"]["defaultValue"] == XTREME_GRID["target_tasks"]
+    assert params["conditions"]["defaultValue"] == XTREME_GRID["conditions"]
+    assert len(params["conditions"]["defaultValue"]) == 11 and len(params["target_tasks"]["defaultValue"]) == 9
+    assert params["data"]["defaultValue"] == "hf" and params["retrieval_layer"]["defaultValue"] == 0
 
 
 def test_image_is_a_compile_parameter(tmp_path):

@@ -1,16 +1,29 @@
 import pytest
 
 from xstilts.errors import UnknownTaskError
-from xstilts.tasks import PAIR, SINGLE, HubSource, Task, all_tasks, check_languages, get_task, register
+from xstilts.tasks import (KINDS, MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, HubSource, Task, all_tasks,
+                           check_languages, condition_tasks, get_task, languages_for, register)
+
+XTREME = {"xnli": (PAIR, 15), "pawsx": (PAIR, 7), "xquad": (QA, 11), "mlqa": (QA, 7), "tydiqa": (QA, 9),
+          "panx": (TAGGING, 40), "udpos": (TAGGING, 33), "bucc18": (RETRIEVAL, 4), "tatoeba": (RETRIEVAL, 36)}
+PAPER_INTERMEDIATES = {"anli": PAIR, "mnli": PAIR, "qqp": PAIR, "squad": QA, "squad_v2": QA, "hellaswag": MULTIPLE_CHOICE,
+                       "cosmosqa": MULTIPLE_CHOICE, "commonsenseqa": MULTIPLE_CHOICE, "sst2": SINGLE, "ccg": TAGGING}
 
 
-def test_registry_declares_foundation_tasks():
-    names = {t.name for t in all_tasks()}
-    assert {"xnli", "mnli", "sst2"} <= names
-    xnli = get_task("xnli")
-    assert xnli.kind == PAIR and xnli.metric == "accuracy" and len(xnli.languages) == 15
-    assert xnli.hub.path == "facebook/xnli" and xnli.hub.revision
-    assert get_task("sst2").kind == SINGLE and get_task("mnli").hub.path == "nyu-mll/glue"
+def test_registry_has_every_xtreme_target_and_paper_intermediate():
+    for name, (kind, n_languages) in XTREME.items():
+        task = get_task(name)
+        assert (task.kind, len(task.languages), task.role) == (kind, n_languages, "target"), name
+        assert task.hub is not None and task.hub.revision
+    for name, kind in PAPER_INTERMEDIATES.items():
+        task = get_task(name)
+        assert task.kind == kind and task.role == "intermediate" and task.languages == ("en",), name
+    assert get_task("xquad").train_task == get_task("mlqa").train_task == "squad"
+    assert [s.path for s in get_task("anli").extra_train] == ["nyu-mll/glue", "stanfordnlp/snli"]
+    assert get_task("mlqa").qa_normalization == "mlqa" and get_task("xquad").qa_normalization == "squad"
+    assert get_task("udpos").hub.config_for("de") == "udpos.German"
+    assert get_task("tatoeba").hub.config_for("de") == "tatoeba.deu"
+    assert {t.kind for t in all_tasks()} == set(KINDS)
 
 
 def test_unknown_task_names_the_known_ones():
@@ -24,7 +37,33 @@ def test_unknown_language_is_rejected():
     assert check_languages(get_task("xnli"), None) == get_task("xnli").languages
 
 
+def test_languages_are_shared_across_targets():
+    selected = languages_for([get_task("xnli"), get_task("tatoeba"), get_task("bucc18")], ["en", "de", "fr"])
+    assert selected == {"xnli": ("en", "de", "fr"), "tatoeba": ("de", "fr"), "bucc18": ("de", "fr")}
+    with pytest.raises(UnknownTaskError, match="no selected target task has language.*klingon"):
+        languages_for([get_task("xnli"), get_task("pawsx")], ["en", "klingon"])
+    with pytest.raises(UnknownTaskError, match="task 'xnli' has no language.*klingon; its languages: en, ar"):
+        languages_for([get_task("xnli")], ["en", "klingon"])
+    with pytest.raises(UnknownTaskError, match="bucc18 have none of the languages en, es"):
+        languages_for([get_task("xnli"), get_task("bucc18")], ["en", "es"])
+
+
+def test_conditions_are_tasks_or_multitask_sets():
+    assert condition_tasks("none") == []
+    assert [t.name for t in condition_tasks("mnli+squad+ccg")] == ["mnli", "squad", "ccg"]
+    with pytest.raises(UnknownTaskError, match="unknown task 'nope'"):
+        condition_tasks("mnli+nope")
+    with pytest.raises(UnknownTaskError, match="distinct task names"):
+        condition_tasks("mnli+mnli")
+    with pytest.raises(UnknownTaskError, match="tatoeba cannot be trained on"):
+        condition_tasks("tatoeba")
+
+
 def test_register_rejects_inconsistent_declarations():
-    with pytest.raises(ValueError, match="needs 2 text columns"):
-        register(Task(name="broken", kind=PAIR, description="", labels=("a",), text_columns=("x",), label_column="y",
-                      hub=HubSource("x/y", "c", {"train": "train"})))
+    with pytest.raises(ValueError, match="must map the field.*text_b"):
+        register(Task("broken", PAIR, "", {"text_a": "x", "label": "y"}, HubSource("x/y", "c", {"train": "train"}),
+                      labels=("a",)))
+    with pytest.raises(ValueError, match="reserved"):
+        register(Task("a+b", SINGLE, "", {"text_a": "x", "label": "y"}, None, labels=("a",)))
+    with pytest.raises(ValueError, match="needs labels"):
+        register(Task("nolabels", SINGLE, "", {"text_a": "x", "label": "y"}, None))

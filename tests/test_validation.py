@@ -1,17 +1,31 @@
 import re
 
+from xstilts.data import canonical_columns
 from xstilts.tasks import get_task
 from xstilts.validation import build_suite
 
 
-def test_suite_is_built_from_the_task_schema():
-    pair = {(e.expectation_type, e.column) for e in build_suite(get_task("xnli"), ("en", "de"))}
+def expectations(task: str, languages=("en",), labels=None, extra=()):
+    t = get_task(task)
+    suite = build_suite(t, languages, t.labels if labels is None else labels, canonical_columns(t.kind) + list(extra))
+    return {(e.expectation_type, getattr(e, "column", None) or "+".join(getattr(e, "column_list", []))) for e in suite}
+
+
+def test_suite_is_built_from_the_task_kind():
+    pair = expectations("xnli", ("en", "de"))
     for needed in [("expect_column_to_exist", "text_b"), ("expect_column_values_to_not_be_null", "text_a"),
                    ("expect_column_value_lengths_to_be_between", "text_b"), ("expect_column_values_to_be_in_set", "label"),
-                   ("expect_column_values_to_be_in_set", "language"), ("expect_column_values_to_be_unique", "id")]:
+                   ("expect_column_values_to_be_in_set", "language"),
+                   ("expect_compound_columns_to_be_unique", "language+id")]:
         assert needed in pair
-    single = {column for _, column in ((e.expectation_type, e.column) for e in build_suite(get_task("sst2"), ("en",)))}
-    assert "text_b" not in single
+    assert ("expect_column_value_lengths_to_be_between", "text_b") not in expectations("sst2")
+    qa = expectations("squad", extra=["check_answers"])
+    assert ("expect_column_values_to_be_in_set", "check_answers") in qa  # answer inside its context
+    assert ("expect_column_to_exist", "answer_starts") in qa and ("expect_column_values_to_be_in_set", "label") not in qa
+    tagging = expectations("panx", extra=["check_tags"])
+    assert ("expect_column_values_to_be_in_set", "check_tags") in tagging and ("expect_column_to_exist", "tokens") in tagging
+    assert ("expect_column_values_to_be_in_set", "side") in expectations("bucc18", ("de",))
+    assert ("expect_column_values_to_be_in_set", "label") in expectations("hellaswag")
 
 
 def test_sample_data_passes_and_reports_render(dataset):

@@ -41,19 +41,29 @@ def friendly_errors(func):
 
 @app.command()
 @friendly_errors
-def tasks():
-    """List the registered tasks: kind, languages, labels, metric and hub source."""
-    from .tasks import all_tasks
+def tasks(kind: Optional[str] = typer.Option(None, help="Only tasks of this kind (e.g. extractive_qa, tagging)."),
+          role: Optional[str] = typer.Option(None, help="Only `target` (XTREME) or `intermediate` (English) tasks.")):
+    """List the registered tasks: role, kind, metric, languages, labels and data source."""
+    from .tasks import KINDS, all_tasks
 
+    if kind is not None and kind not in KINDS:
+        raise typer.BadParameter(f"kind must be one of {', '.join(KINDS)}", param_hint="--kind")
     table = Table(title="xstilts tasks")
-    for col in ("task", "kind", "metric"):
+    for col in ("task", "role", "kind", "metric"):
         table.add_column(col, no_wrap=True)
-    for col in ("languages", "labels", "hub (id / config)"):
+    for col in ("languages", "labels", "data (hub id / config)"):
         table.add_column(col, overflow="fold")
     for t in all_tasks():
-        table.add_row(t.name, t.kind, t.metric, f"{len(t.languages)}: {' '.join(t.languages)}", ", ".join(t.labels),
-                      f"{t.hub.path} / {t.hub.config}")
-    Console(width=max(Console().width, 132)).print(table)  # piped output is read whole, not wrapped
+        if (kind and t.kind != kind) or (role and t.role != role):
+            continue
+        source = f"{t.hub.path} / {t.hub.config or 'default'}" if t.hub else "local files only"
+        if t.train_task:
+            source += f" (trained on {t.train_task})"
+        if t.extra_train:
+            source += " + " + " + ".join(f"{x.path}/{x.config}" for x in t.extra_train)
+        labels = ", ".join(t.labels) if t.labels else ("from the train split" if t.kind == "tagging" else "—")
+        table.add_row(t.name, t.role, t.kind, t.metric, f"{len(t.languages)}: {' '.join(t.languages)}", labels, source)
+    Console(width=max(Console().width, 150)).print(table)  # piped output is read whole, not wrapped
 
 
 @app.command()
@@ -97,8 +107,9 @@ def step_validate(out: Path = typer.Option(..., help="Dataset output folder."),
     from .validation import validate_experiment
 
     p = load_params(params)
-    validate_experiment(p["target_task"], p["conditions"], p["data"], out, out.parent / f"{out.name}-report.html",
-                        out.parent / f"{out.name}-report.md", p["languages"] or None, p["hf_revision"] or None)
+    validate_experiment(p["target_tasks"], p["conditions"], p["data"], out, out.parent / f"{out.name}-report.html",
+                        out.parent / f"{out.name}-report.md", p["languages"] or None, p["hf_revision"] or None,
+                        p["task_data"])
     console.print(f"dataset: {out}")
 
 
@@ -119,7 +130,8 @@ def step_intermediate(condition: str = typer.Option(..., help="Intermediate task
 
 @step_app.command("target")
 @friendly_errors
-def step_target(condition: str = typer.Option(..., help="The intermediate condition this branch belongs to."),
+def step_target(target_task: str = typer.Option(..., help="Target task (one of the run's target_tasks)."),
+                condition: str = typer.Option(..., help="The intermediate condition this branch belongs to."),
                 dataset: Path = typer.Option(..., help="Validated dataset folder."),
                 intermediate_model: Path = typer.Option(..., help="Model folder from the intermediate step."),
                 out: Path = typer.Option(..., help="Model output folder."),
@@ -128,7 +140,7 @@ def step_target(condition: str = typer.Option(..., help="The intermediate condit
     from .training import TrainConfig, target_finetune
 
     p = load_params(params)
-    target_finetune(p["target_task"], dataset, intermediate_model, out, TrainConfig.from_dict(p["target_train"]), condition)
+    target_finetune(target_task, dataset, intermediate_model, out, TrainConfig.from_dict(p["target_train"]), condition)
     console.print(f"model: {out}")
 
 
@@ -136,11 +148,12 @@ def step_target(condition: str = typer.Option(..., help="The intermediate condit
 @friendly_errors
 def step_export(model: Path = typer.Option(..., help="Target model folder."),
                 out: Path = typer.Option(..., help="ONNX output folder."),
-                tolerance: float = typer.Option(1e-4, help="Max |ONNX - PyTorch| allowed on held-out inputs (fp32).")):
+                tolerance: float = typer.Option(1e-4, help="Max |ONNX - PyTorch| allowed on held-out inputs (fp32)."),
+                params: Optional[Path] = typer.Option(None, help=PARAMS_HELP + " (for retrieval_layer)")):
     """Step 4: ONNX export with a parity check."""
     from .export import export_onnx
 
-    report = export_onnx(model, out, tolerance)
+    report = export_onnx(model, out, tolerance, retrieval_layer=load_params(params)["retrieval_layer"])
     console.print(f"onnx: {out}/model.onnx (max abs diff {report['max_abs_diff']:.2e})")
 
 
@@ -159,16 +172,17 @@ def step_evaluate(onnx: Path = typer.Option(..., help="ONNX folder from the expo
 
 @step_app.command("report")
 @friendly_errors
-def step_report(results: Optional[list[Path]] = typer.Argument(None, help="Results folders (or results.json files), one per condition."),
-                results_root: Optional[Path] = typer.Option(None, help="Instead of listing results: <root>/<condition> "
-                                                            "for every condition in --params."),
+def step_report(results: Optional[list[Path]] = typer.Argument(None, help="Results folders (or results.json files)."),
+                results_root: Optional[Path] = typer.Option(None, help="Instead of listing results: "
+                                                            "<root>/<condition>/<target> for the run in --params."),
                 params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
                 out: Path = typer.Option(..., help="Report output folder.")):
-    """Step 6: the cross-condition report (deltas vs `none`, heatmap, summary.json)."""
+    """Step 6: the grid report (task × condition, XTREME average, deltas vs `none`, heatmaps, summary.json)."""
     from .report import build_report
 
     if results_root is not None:
-        results = [results_root / condition for condition in load_params(params)["conditions"]]
+        p = load_params(params)
+        results = [results_root / condition / target for condition in p["conditions"] for target in p["target_tasks"]]
     if not results:
         raise typer.BadParameter("give results folders, or --results-root with --params")
     build_report(results, out)

@@ -1,7 +1,15 @@
-"""Load a task's splits from local JSONL/Parquet, a DVC-tracked folder, or the Hugging Face hub,
-into one canonical table per split: id, language, text_a, text_b, label (label names, not indices).
+"""Load a task's splits from local JSONL/Parquet, a DVC-tracked folder, or the Hugging Face hub, into one canonical
+table per split. Every table has `id` and `language`; the rest depends on the task kind (`canonical_columns`):
 
-Every error names the file, row and field and what was expected.
+  pair/single classification  text_a, text_b, label            (label names, not indices)
+  multiple choice             text_a (context), text_b (question or None), choices, label ("0".."k-1")
+  extractive QA               text_a (question), text_b (context), answer_texts, answer_starts
+  tagging                     tokens, tags                      (tag names)
+  retrieval                   text_a (sentence), side ("source"/"target"), label (the gold partner's id, sources)
+
+Type errors stop loading with the file, row and field; wrong values of the right type (an unknown label, an answer
+outside its context, a tag list of the wrong length, a missing pair id) are kept in `check` columns that the
+great-expectations suite reports all at once (see validation.py).
 """
 
 from __future__ import annotations
@@ -13,11 +21,21 @@ from pathlib import Path
 import pandas as pd
 
 from .errors import DataError
-from .tasks import Task
+from .tasks import MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, HubSource, Task
 
-CANONICAL_COLUMNS = ["id", "language", "text_a", "text_b", "label"]
 SOURCE_ROW = "source_row"  # 1-based row in the source file, kept until validation so errors point at the file
+CHECK_PREFIX = "check_"  # per-row cross-field checks: "ok" or what is wrong; dropped after validation
 HUB_PREFIX = "hf://"  # `--data hf://` loads every split from the hub (ids and revisions in the task registry)
+OK = "ok"
+SIDES = ("source", "target")
+PAIRS_SUFFIX = ".pairs.tsv"  # retrieval gold pairs beside the sentences: source_id<TAB>target_id (BUCC .gold)
+
+
+def canonical_columns(kind: str) -> list[str]:
+    return ["id", "language"] + {
+        PAIR: ["text_a", "text_b", "label"], SINGLE: ["text_a", "text_b", "label"],
+        MULTIPLE_CHOICE: ["text_a", "text_b", "choices", "label"], QA: ["text_a", "text_b", "answer_texts", "answer_starts"],
+        TAGGING: ["tokens", "tags"], RETRIEVAL: ["text_a", "side", "label"]}[kind]
 
 
 def split_file(root: Path, task: Task, split: str) -> Path:
@@ -30,6 +48,8 @@ def split_file(root: Path, task: Task, split: str) -> Path:
     hint = ""
     if not root.exists() and Path(f"{root}.dvc").exists():
         hint = f" ({root} is tracked by DVC: run `dvc pull {root}.dvc` first)"
+    elif task.source_note:
+        hint = f" ({task.source_note})"
     raise DataError(f"missing file: {base}.jsonl (or {base}.parquet) for task {task.name!r} split {split!r}{hint}")
 
 
@@ -52,84 +72,278 @@ def read_jsonl(path: Path) -> list[dict]:
 def read_local(path: Path) -> list[dict]:
     if path.suffix == ".parquet":
         try:
-            return pd.read_parquet(path).to_dict("records")
+            return [_plain_row(r) for r in pd.read_parquet(path).to_dict("records")]
         except Exception as e:  # pyarrow raises several types for corrupt files
             raise DataError(f"{path}: not a readable Parquet file ({e})") from None
     return read_jsonl(path)
 
 
-def read_hub(task: Task, split: str, language: str, revision: str | None = None) -> list[dict]:
-    """Rows of one split and language from the hub, by id, config and pinned revision."""
+def _plain(value):
+    """numpy scalars/arrays from Parquet → Python values; NaN → None."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _plain_row(row: dict) -> dict:
+    return {k: _plain(v) for k, v in row.items()}
+
+
+def _load_hub(source: HubSource, hub_split: str, language: str | None, revision: str | None) -> list[dict]:
     import datasets  # heavy import, only on this path
 
-    hub = task.hub
-    if split not in hub.splits:
-        raise DataError(f"task {task.name!r} has no hub split for {split!r} (has {', '.join(hub.splits)})")
-    config = hub.config.format(language=language)
+    config = source.config_for(language) if language else source.config
     try:
-        ds = datasets.load_dataset(hub.path, config, split=hub.splits[split], revision=revision or hub.revision)
+        ds = datasets.load_dataset(source.path, config, split=hub_split, revision=revision or source.revision)
     except Exception as e:
-        raise DataError(f"could not load {hub.path} config {config!r} split {hub.splits[split]!r} "
-                        f"revision {revision or hub.revision!r} from the hub: {e}") from None
-    return [dict(row, language=language) for row in ds]
+        raise DataError(f"could not load {source.path} config {config!r} split {hub_split!r} "
+                        f"revision {revision or source.revision!r} from the hub: {e}") from None
+    rows = [_plain_row(dict(row)) for row in ds]
+    if source.id_prefix and language:  # one config holds every language (TyDiQA): select by id prefix
+        prefix = source.id_prefix[language]
+        rows = [r for r in rows if str(r.get("id", "")).startswith(prefix)]
+    return [dict(row, language=language or "en") for row in rows]
 
 
-def canonicalize(rows: list[dict], task: Task, split: str, source: str, default_language: str | None = None) -> pd.DataFrame:
-    """Map native rows to the canonical schema, checking types; label indices become label names.
+def read_hub(task: Task, split: str, language: str, revision: str | None = None) -> list[dict]:
+    """Rows of one split and language from the hub, by id, config and pinned revision (plus extra train sources)."""
+    if task.hub is None:
+        raise DataError(f"task {task.name!r} has no hub source: {task.source_note or 'use local files'}")
+    if split not in task.hub.splits:
+        raise DataError(f"task {task.name!r} has no hub split for {split!r} (has {', '.join(task.hub.splits)})")
+    rows = _load_hub(task.hub, task.hub.splits[split], language if task.hub.config and "{" in task.hub.config or
+                     task.hub.id_prefix else None, revision)
+    if split == "train":
+        for extra in task.extra_train:  # pinned by their own revisions: hf_revision names this task's dataset
+            rows += _load_hub(extra, extra.splits["train"], None, None)
+    return [dict(r, language=language) for r in rows]
 
-    Values that have the right type but a wrong value (unknown label, unknown language, empty text) are kept:
-    the great-expectations suite reports those, all at once, with example rows.
-    """
+
+def _where(source: str, i: int) -> str:
+    return f"{source}: row {i}"
+
+
+def _text(value, where: str, field: str, optional: bool = False):
+    """A text field: a string, or None (the suite reports null texts with the other failures)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if not isinstance(value, str):
+        raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _str_list(value, where: str, field: str) -> list[str]:
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise DataError(f"{where}: field {field!r} must be a list of strings, got {value!r}")
+    return list(value)
+
+
+def _label(value, labels: tuple[str, ...], where: str, field: str) -> str:
+    """A label name or index → its name; an index outside the set stays as its string (the suite reports it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise DataError(f"{where}: field {field!r} must be a label name or index, got {type(value).__name__} {value!r}")
+    if isinstance(value, int):
+        return labels[value] if 0 <= value < len(labels) else str(value)
+    return value
+
+
+def _native(row: dict, task: Task, where: str) -> dict:
+    """Apply the task's row adapter and check every mapped native field is present."""
+    if task.prepare is not None:
+        try:
+            row = task.prepare(row)
+        except (KeyError, TypeError, AttributeError) as e:
+            raise DataError(f"{where}: row does not have the {task.name} format ({type(e).__name__}: {e})") from None
+    optional = {"text_b"} if task.kind == MULTIPLE_CHOICE else set()
+    for canonical, native in task.columns.items():
+        if native not in row and canonical not in optional:
+            raise DataError(f"{where}: missing field {native!r} (expected fields: {', '.join(task.columns.values())})")
+    return row
+
+
+def _canonical_row(row: dict, task: Task, where: str) -> dict:
+    """One native row → canonical fields (without id/language), type-checked, with the kind's check column."""
+    row = _native(row, task, where)
+    col = task.columns
+    if task.kind in (PAIR, SINGLE):
+        return {"text_a": _text(row[col["text_a"]], where, col["text_a"]),
+                "text_b": _text(row[col["text_b"]], where, col["text_b"]) if task.kind == PAIR else None,
+                "label": _label(row[col["label"]], task.labels, where, col["label"])}
+    if task.kind == MULTIPLE_CHOICE:
+        choices = _str_list(row[col["choices"]], where, col["choices"])
+        label = _label(row[col["label"]], task.labels, where, col["label"])
+        check = OK if len(choices) == len(task.labels) else f"{len(choices)} choices, expected {len(task.labels)}"
+        return {"text_a": _text(row[col["text_a"]], where, col["text_a"]),
+                "text_b": _text(row.get(col.get("text_b", ""), None), where, col.get("text_b", "text_b")),
+                "choices": choices, "label": label, CHECK_PREFIX + "choices": check}
+    if task.kind == QA:
+        answers = row[col["answers"]]
+        if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
+            raise DataError(f"{where}: field {col['answers']!r} must be {{'text': [...], 'answer_start': [...]}}, "
+                            f"got {answers!r}")
+        texts = _str_list(answers["text"], where, f"{col['answers']}.text")
+        starts = answers["answer_start"]
+        if not isinstance(starts, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in starts):
+            raise DataError(f"{where}: field '{col['answers']}.answer_start' must be a list of integers, got {starts!r}")
+        context = _text(row[col["text_b"]], where, col["text_b"])
+        return {"text_a": _text(row[col["text_a"]], where, col["text_a"]), "text_b": context,
+                "answer_texts": texts, "answer_starts": list(starts),
+                CHECK_PREFIX + "answers": _check_answers(texts, list(starts), context)}
+    if task.kind == TAGGING:
+        tokens = _str_list(row[col["tokens"]], where, col["tokens"])
+        raw = row[col["tags"]]
+        if not isinstance(raw, (list, tuple)):
+            raise DataError(f"{where}: field {col['tags']!r} must be a list of tag names or indices, got {raw!r}")
+        tags = [_label(t, task.labels, where, col["tags"]) for t in raw]
+        return {"tokens": tokens, "tags": tags, CHECK_PREFIX + "tags": _check_tags(tokens, tags, task.labels)}
+    raise AssertionError(task.kind)
+
+
+def _check_answers(texts: list[str], starts: list[int], context: str | None) -> str:
+    if len(texts) != len(starts):
+        return f"{len(texts)} answer texts but {len(starts)} answer_start values"
+    for text, start in zip(texts, starts):
+        if context is None:
+            return "no context"
+        if start < 0 or start + len(text) > len(context):
+            return f"answer {text!r} at {start} is outside the {len(context)}-character context"
+        if context[start:start + len(text)] != text:
+            return f"answer {text!r} at {start} does not match the context there ({context[start:start + len(text)]!r})"
+    return OK
+
+
+def _check_tags(tokens: list[str], tags: list[str], labels: tuple[str, ...]) -> str:
+    if len(tokens) != len(tags):
+        return f"{len(tags)} tags for {len(tokens)} tokens"
+    if not tokens:
+        return "no tokens"
+    unknown = sorted({t for t in tags if labels and t not in labels})
+    return f"unknown tag(s) {', '.join(unknown)}" if unknown else OK
+
+
+def canonicalize(rows: list[dict], task: Task, split: str, source: str, default_language: str | None = None,
+                 id_prefix: str | None = None) -> pd.DataFrame:
+    """Map native rows to the task kind's canonical table, checking types; label indices become label names."""
     if not rows:
         raise DataError(f"{source}: split {split!r} of task {task.name!r} is empty")
-    text_a = task.text_columns[0]
-    text_b = task.text_columns[1] if task.is_pair else None
+    if task.kind == RETRIEVAL:
+        return _canonical_pairs(rows, task, split, source, default_language)
     out = []
+    label_field = task.columns.get("label")
     for i, row in enumerate(rows, start=1):
-        where = f"{source}: row {i}"
-        for col in (*task.text_columns, task.label_column):
-            if col not in row:
-                raise DataError(f"{where}: missing field {col!r} (expected fields: "
-                                f"{', '.join((*task.text_columns, task.label_column))})")
-        texts = {}
-        for col in task.text_columns:
-            value = row[col]
-            if isinstance(value, float) and math.isnan(value):  # a null text read from Parquet
-                value = None
-            if value is not None and not isinstance(value, str):
-                raise DataError(f"{where}: field {col!r} must be a string, got {type(value).__name__} {value!r}")
-            texts[col] = value  # None stays: the validation suite reports null texts with the other failures
-        label = row[task.label_column]
-        if hasattr(label, "item"):  # numpy scalars from Parquet
-            label = label.item()
-        if isinstance(label, bool) or not isinstance(label, (int, str)):
-            raise DataError(f"{where}: field {task.label_column!r} must be a label name or index, "
-                            f"got {type(label).__name__} {label!r}")
-        if isinstance(label, int):
-            label = task.labels[label] if 0 <= label < len(task.labels) else str(label)
+        where = _where(source, i)
+        if task.drop_labels and label_field in row and row[label_field] in task.drop_labels:
+            continue  # no gold label (SNLI's -1)
+        values = _canonical_row(row, task, where)
         language = row.get("language", default_language)
         if not isinstance(language, str):
             raise DataError(f"{where}: field 'language' must be a language code string, got {language!r}")
-        row_id = row.get("id", row.get("idx"))
-        row_id = f"{task.name}-{split}-{language}-{i}" if row_id is None else str(row_id)
-        out.append({"id": row_id, "language": language, "text_a": texts[text_a],
-                    "text_b": texts[text_b] if text_b else None, "label": label, SOURCE_ROW: i})
-    df = pd.DataFrame(out, columns=CANONICAL_COLUMNS + [SOURCE_ROW]).astype({"text_b": "object"})
+        row_id = row.get("id", row.get("idx", row.get("uid", row.get("ind"))))
+        row_id = f"{id_prefix or task.name}-{split}-{language}-{i}" if row_id is None else str(row_id)
+        out.append({"id": row_id, "language": language, **values, SOURCE_ROW: i})
+    if not out:
+        raise DataError(f"{source}: split {split!r} of task {task.name!r} has no rows with a gold label")
+    df = pd.DataFrame(out)
+    if "text_b" in df:
+        df["text_b"] = df["text_b"].astype("object")
     df.attrs["source"] = source
+    return df
+
+
+def _canonical_pairs(rows: list[dict], task: Task, split: str, source: str, default_language: str | None) -> pd.DataFrame:
+    """Retrieval rows in the hub's pair format (source_sentence, target_sentence): each pair becomes a source and
+    a target row, the source's label naming its partner."""
+    out = []
+    col = task.columns
+    for i, row in enumerate(rows, start=1):
+        where = _where(source, i)
+        row = _native(row, task, where)
+        language = row.get("language", default_language)
+        if not isinstance(language, str):
+            raise DataError(f"{where}: field 'language' must be a language code string, got {language!r}")
+        src_id, trg_id = f"{language}-{i:06d}", f"{language}-{i:06d}-en"
+        out.append({"id": src_id, "language": language, "text_a": _text(row[col["text_a"]], where, col["text_a"]),
+                    "side": "source", "label": trg_id, SOURCE_ROW: i})
+        out.append({"id": trg_id, "language": language, "text_a": _text(row[col["text_b"]], where, col["text_b"]),
+                    "side": "target", "label": None, SOURCE_ROW: i})
+    df = pd.DataFrame(out)
+    df[CHECK_PREFIX + "pair"] = OK
+    df.attrs["source"] = source
+    return df
+
+
+def _read_mining_split(path: Path, task: Task, split: str) -> pd.DataFrame:
+    """BUCC-style mining data: sentence rows (id, language, side, sentence) plus <split>.pairs.tsv gold pairs.
+
+    Every pair line must name a source and a target sentence that exist (the error names the pairs file line)."""
+    rows = read_local(path)
+    if not rows:
+        raise DataError(f"{path}: split {split!r} of task {task.name!r} is empty")
+    pairs_path = path.with_name(split + PAIRS_SUFFIX)
+    if not pairs_path.exists():
+        raise DataError(f"missing file: {pairs_path} (gold pairs, one `source_id<TAB>target_id` per line) for the "
+                        f"sentences in {path}")
+    out, ids = [], {}
+    for i, row in enumerate(rows, start=1):
+        where = _where(str(path), i)
+        for field in ("id", "language", "side", "sentence"):
+            if field not in row:
+                raise DataError(f"{where}: missing field {field!r} (expected fields: id, language, side, sentence)")
+        for field in ("id", "language", "side"):
+            if not isinstance(row[field], str):
+                raise DataError(f"{where}: field {field!r} must be a string, got {row[field]!r}")
+        ids[row["id"]] = (row["side"], row["language"])
+        out.append({"id": row["id"], "language": row["language"], "text_a": _text(row["sentence"], where, "sentence"),
+                    "side": row["side"], "label": None, SOURCE_ROW: i})
+    partner = {}
+    for line_no, line in enumerate(pairs_path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.rstrip("\n").split("\t")
+        if len(parts) != 2:
+            raise DataError(f"{pairs_path}:{line_no}: expected `source_id<TAB>target_id`, got {line!r}")
+        src, trg = parts
+        for pair_id, side in ((src, "source"), (trg, "target")):
+            if pair_id not in ids:
+                raise DataError(f"{pairs_path}:{line_no}: {side} id {pair_id!r} is not in {path}")
+            if ids[pair_id][0] != side:
+                raise DataError(f"{pairs_path}:{line_no}: id {pair_id!r} is a {ids[pair_id][0]} sentence, "
+                                f"expected a {side} sentence")
+        if ids[src][1] != ids[trg][1]:
+            raise DataError(f"{pairs_path}:{line_no}: {src!r} ({ids[src][1]}) and {trg!r} ({ids[trg][1]}) belong to "
+                            f"different language pairs")
+        partner[src] = trg
+    if not partner:
+        raise DataError(f"{pairs_path}: no gold pairs")
+    for row in out:
+        row["label"] = partner.get(row["id"])
+    df = pd.DataFrame(out)
+    df[CHECK_PREFIX + "pair"] = OK
+    df.attrs["source"] = str(path)
     return df
 
 
 def load_split(task: Task, split: str, data: str, languages: tuple[str, ...], revision: str | None = None) -> pd.DataFrame:
     """One canonical table for a split, restricted to `languages`; an empty language is an error."""
     if data.startswith(HUB_PREFIX):
-        frames = [canonicalize(read_hub(task, split, lang, revision), task, split,
-                               f"{task.hub.path}/{task.hub.config.format(language=lang)}[{split}]", lang)
-                  for lang in languages]
+        frames = []
+        for lang in languages:
+            config = task.hub.config_for(lang) if task.hub else None
+            frames.append(canonicalize(read_hub(task, split, lang, revision), task, split,
+                                       f"{task.hub.path if task.hub else task.name}/{config}[{split}]", lang,
+                                       id_prefix=f"{task.name}-{lang}"))
         df = pd.concat(frames, ignore_index=True)
         df.attrs["source"] = f"{task.hub.path} [{split}]"
         return df
     path = split_file(Path(data), task, split)
-    df = canonicalize(read_local(path), task, split, str(path), default_language=task.train_language)
+    if task.kind == RETRIEVAL and path.with_name(split + PAIRS_SUFFIX).exists():
+        df = _read_mining_split(path, task, split)
+    else:
+        df = canonicalize(read_local(path), task, split, str(path), default_language=task.train_language)
     # Keep only the requested languages, but leave unknown codes in place for the validation suite to report.
     known = set(task.languages)
     df = df[df["language"].isin(languages) | ~df["language"].isin(known)].reset_index(drop=True)

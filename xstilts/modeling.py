@@ -2,7 +2,8 @@
 
 A model directory (the Model artifact) holds:
   encoder/      config.json, model.safetensors and the tokenizer (save_pretrained)
-  head.safetensors, head.json   the task head and its label map (absent for the `none` baseline)
+  heads/<task>.safetensors      one head per trained task (none for the `none` baseline)
+  heads.json                    {"condition", "heads": {task: {"kind", "labels"}}}
 Target fine-tuning loads encoder/ only, so intermediate heads are dropped and a new head is built.
 
 `tiny` is the embedded default: an XLM-R-architecture encoder built from a small config, with a tokenizer
@@ -22,6 +23,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from .errors import ConfigError
+from .tasks import MULTIPLE_CHOICE, PAIR, QA, SINGLE, TAGGING
 from .fsutil import fingerprint, read_json, write_json
 
 TINY = "tiny"
@@ -132,39 +134,117 @@ class ClassificationHead(nn.Module):
         return self.out_proj(self.dropout(x))
 
 
-class EncoderWithHead(nn.Module):
-    def __init__(self, encoder: nn.Module, head: ClassificationHead):
+class SpanHead(nn.Module):
+    """Extractive QA: a start and an end logit per token."""
+
+    def __init__(self, hidden_size: int, num_labels: int = 2, dropout: float = 0.1):
+        super().__init__()
+        self.qa_outputs = nn.Linear(hidden_size, 2)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self.qa_outputs(hidden).float().unbind(-1)
+        return start, end
+
+
+class TokenHead(nn.Module):
+    """Tagging: a label distribution per token (trained and read on each word's first sub-token)."""
+
+    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(hidden))
+
+
+# Head class per task kind; multiple choice scores each (context, choice) pair with a 1-logit sentence head.
+HEADS = {PAIR: ClassificationHead, SINGLE: ClassificationHead, MULTIPLE_CHOICE: ClassificationHead, QA: SpanHead,
+         TAGGING: TokenHead}
+
+
+def new_head(kind: str, hidden_size: int, num_labels: int, dropout: float) -> nn.Module:
+    if kind not in HEADS:
+        raise ConfigError(f"tasks of kind {kind!r} have no trainable head")
+    return HEADS[kind](hidden_size, 1 if kind == MULTIPLE_CHOICE else num_labels, dropout)
+
+
+class MultiTaskModel(nn.Module):
+    """A shared encoder plus one head per task (a single-task model is the one-head case)."""
+
+    def __init__(self, encoder: nn.Module, heads: dict[str, nn.Module], kinds: dict[str, str]):
         super().__init__()
         self.encoder = encoder
-        self.head = head
+        self.heads = nn.ModuleDict(heads)
+        self.kinds = dict(kinds)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor):
+        kind = self.kinds[task]
+        if kind == MULTIPLE_CHOICE:  # [batch, choices, seq] → one score per (example, choice)
+            batch, choices = input_ids.shape[:2]
+            hidden = self.encoder(input_ids=input_ids.flatten(0, 1), attention_mask=attention_mask.flatten(0, 1)).last_hidden_state
+            return self.heads[task](hidden).view(batch, choices)
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.head(hidden)
+        return self.heads[task](hidden)
 
 
-def new_classifier(encoder: nn.Module, num_labels: int) -> EncoderWithHead:
-    return EncoderWithHead(encoder, ClassificationHead(encoder.config.hidden_size, num_labels,
-                                                       encoder.config.hidden_dropout_prob))
+def build_model(encoder: nn.Module, head_specs: dict[str, dict]) -> MultiTaskModel:
+    """head_specs: task → {"kind", "labels"} (as saved in heads.json)."""
+    hidden, dropout = encoder.config.hidden_size, encoder.config.hidden_dropout_prob
+    heads = {name: new_head(spec["kind"], hidden, len(spec["labels"]), dropout) for name, spec in head_specs.items()}
+    return MultiTaskModel(encoder, heads, {name: spec["kind"] for name, spec in head_specs.items()})
 
 
-def save_model_dir(out: Path, encoder: nn.Module, tokenizer, head: nn.Module | None = None,
-                   head_info: dict | None = None) -> None:
-    """Write a model directory (call inside atomic_dir)."""
+def save_model_dir(out: Path, encoder: nn.Module, tokenizer, model: MultiTaskModel | None = None,
+                   info: dict | None = None) -> None:
+    """Write a model directory (call inside atomic_dir): encoder/, heads/<task>.safetensors, heads.json."""
     encoder.save_pretrained(out / "encoder")
     tokenizer.save_pretrained(out / "encoder")
-    if head is not None:
-        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()}, out / "head.safetensors")
-        write_json(out / "head.json", head_info or {})
+    if model is not None:
+        (out / "heads").mkdir()
+        for name, head in model.heads.items():
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+                      out / "heads" / f"{name}.safetensors")
+    write_json(out / "heads.json", info or {"heads": {}})
 
 
-def load_classifier(model_dir: str | Path) -> tuple[EncoderWithHead, object, dict]:
-    """A full classifier (encoder + trained head) from a model directory, for export and evaluation."""
+def load_model(model_dir: str | Path, task: str | None = None) -> tuple[MultiTaskModel, object, dict]:
+    """Encoder plus trained head(s) from a model directory (only `task`'s head when given), for export and eval."""
     model_dir = Path(model_dir)
-    if not (model_dir / "head.json").exists():
-        raise ConfigError(f"{model_dir} has no task head (head.json): is it a target-task model?")
-    info = read_json(model_dir / "head.json")
+    if not (model_dir / "heads.json").exists() or not (model_dir / "encoder" / "config.json").exists():
+        raise ConfigError(f"{model_dir} is not a model directory (no heads.json or encoder/config.json)")
+    info = read_json(model_dir / "heads.json")
+    specs = info.get("heads", {})
+    if task is not None:
+        if task not in specs:
+            raise ConfigError(f"{model_dir} has no {task!r} head (heads: {', '.join(specs) or 'none'})")
+        specs = {task: specs[task]}
     encoder, tokenizer = load_encoder(str(model_dir / "encoder"))
-    model = new_classifier(encoder, len(info["labels"]))
-    model.head.load_state_dict(load_file(model_dir / "head.safetensors"))
+    model = build_model(encoder, specs)
+    for name, head in model.heads.items():
+        head.load_state_dict(load_file(model_dir / "heads" / f"{name}.safetensors"))
     return model.eval(), tokenizer, info
+
+
+def pooling_layer(config, layer: int) -> int:
+    """Index into hidden_states for a retrieval layer: 1..N counts transformer layers, negatives count from the
+    end (-1 = last), 0 means the middle layer (N // 2), as XTREME's retrieval baselines use a middle layer."""
+    n = config.num_hidden_layers
+    index = n // 2 if layer == 0 else (n + 1 + layer if layer < 0 else layer)
+    if not 1 <= index <= n:
+        raise ConfigError(f"retrieval_layer {layer} is outside the model's {n} layers (use 1..{n}, -1..-{n} or 0)")
+    return index
+
+
+class MeanPooledEncoder(nn.Module):
+    """Retrieval: the mask-weighted mean of one layer's hidden states (the embedding exported to ONNX)."""
+
+    def __init__(self, encoder: nn.Module, layer: int):
+        super().__init__()
+        self.encoder = encoder
+        self.index = pooling_layer(encoder.config, layer)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        states = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+        mask = attention_mask.unsqueeze(-1).to(states[self.index].dtype)
+        return (states[self.index] * mask).sum(1) / mask.sum(1).clamp(min=1.0)

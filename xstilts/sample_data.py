@@ -1,9 +1,17 @@
-"""Deterministic synthetic sample data in the hub's own row format (XNLI, GLUE MNLI, GLUE SST-2).
+"""Deterministic synthetic sample data in the hub's own row formats.
 
 The hubs are unreachable offline, so the embedded default runs on this data. It is built so that transfer is
-possible and measurable: the NLI sentences share names and digits across languages (anchors, as in real
-multilingual corpora), the MNLI-style intermediate data has the same reasoning in other English wording, and the
-SST-2-style data is unrelated single-sentence sentiment. `make sample-data` rewrites data/sample/ from this module.
+possible and measurable: the sentences share names, digits, cities and organisations across languages (anchors, as
+in real multilingual corpora) and an aligned lexicon; the English intermediate data has the same reasoning in other
+wording, and SST-2-style data is unrelated single-sentence sentiment. `make sample-data` rewrites data/sample/ from
+this module.
+
+Tasks (English train/validation; `test` splits are multilingual and carry a `language` field):
+  xnli (facebook/xnli), mnli (nyu-mll/glue mnli), sst2 (nyu-mll/glue sst2)  -- unchanged since the first version
+  squad (rajpurkar/squad), xquad (google/xquad: parallel across languages, same ids, no title)
+  panx (google/xtreme PAN-X.<lang>), ccg (CCGbank-style {"tokens", "tags"}, local-only)
+  tatoeba (google/xtreme tatoeba.<iso3>), bucc18 (mining corpus rows + "test.pairs" gold (source id, target id))
+  hellaswag (Rowan/hellaswag: label is a string "0".."3")
 """
 
 from __future__ import annotations
@@ -119,44 +127,587 @@ def _sst_example(rng: random.Random) -> tuple[str, int]:
     return rng.choice(SST_TEMPLATES).format(adj=adj, adj2=adj2, name=rng.choice(NAMES)), label
 
 
-def generate(seed: int = 13, sizes: dict | None = None) -> dict[str, dict[str, list[dict]]]:
-    """Return {task: {split: rows}} in the hub's row format (plus `language` for XNLI)."""
-    sizes = {"train": 1200, "validation": 150, "test": 150, **(sizes or {})}
+# ---- shared lexicon for the tasks added after XNLI/MNLI/SST-2 ---------------------------------------------------
+# Names, surnames, cities and organisations are written the same way in every language: they are the anchors
+# (as named entities and digits are in real multilingual corpora).
+SURNAMES = ["Smith", "Weber", "Garcia", "Dubois", "Petrov", "Rossi", "Novak", "Silva", "Keller", "Moreau", "Berg",
+            "Costa"]
+CITIES = ["Berlin", "Madrid", "Paris", "Lisbon", "Vienna", "Oslo", "Prague", "Dublin", "New York", "San Diego",
+          "Buenos Aires", "Los Angeles", "Hong Kong", "Tel Aviv", "Rio de Janeiro", "Santa Clara"]
+ORGS = ["Blue Bank", "Nova Motors", "Atlas Group", "Green Foods", "Delta Air", "Orion Labs", "Polar Energy",
+        "Sigma Media", "United Steel Company", "Red River Bank", "Apex Software", "Silver Line Railways"]
+LIVES = {"en": "{name} lives in {city}.", "de": "{name} wohnt in {city}.", "es": "{name} vive en {city}.",
+         "fr": "{name} habite à {city}.", "ru": "{name} живёт в {city}."}
+LANGUAGE_CODES3 = {"en": "eng", "de": "deu", "es": "spa", "fr": "fra", "ru": "rus"}  # google/xtreme tatoeba.<iso3>
+PANX_TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")  # google/xtreme PAN-X ClassLabel order
+TATOEBA_SAMPLE_LANGUAGES = ("de", "es", "fr", "ru")
+BUCC_SAMPLE_LANGUAGES = ("de", "fr", "ru")
+# Languages of each multilingual test split (train/validation splits are English only).
+# XQuAD has no French (its 11 languages are those of the real dataset), so its sample has none either.
+TEST_LANGUAGES = {"xnli": SAMPLE_LANGUAGES, "xquad": tuple(x for x in SAMPLE_LANGUAGES if x != "fr"),
+                  "panx": SAMPLE_LANGUAGES, "tatoeba": TATOEBA_SAMPLE_LANGUAGES, "bucc18": BUCC_SAMPLE_LANGUAGES}
+# Default sizes of the added tasks (rows per split; per language for test splits). `generate(sizes=...)` overrides
+# them per task ({"squad": {"train": 50}}) or scales them all ({"scale": 0.1}).
+DEFAULT_SIZES = {
+    "squad": {"train": 1000, "validation": 150},
+    "xquad": {"test": 100},
+    "panx": {"train": 1000, "validation": 150, "test": 100},
+    "tatoeba": {"test": 100},
+    "bucc18": {"source": 60, "target": 80, "gold": 40},  # per language
+    "hellaswag": {"train": 800, "validation": 150},
+    "ccg": {"train": 800, "validation": 150},
+}
+
+
+def _fill(template: str, **values) -> tuple[str, dict[str, int]]:
+    """Format `template` and return the text with the character offset of each placeholder's value."""
+    offsets = {}
+    for key in values:
+        marker = "{" + key + "}"
+        if marker in template:
+            offsets[key] = len(template[:template.index(marker)].format(**values))
+    return template.format(**values), offsets
+
+
+def _hex_id(rng: random.Random, seen: set) -> str:
+    """A SQuAD-style 24-hex-digit id, unique within `seen`."""
+    while True:
+        key = f"{rng.getrandbits(96):024x}"
+        if key not in seen:
+            seen.add(key)
+            return key
+
+
+# ---- extractive QA: squad (English, varied wording) and xquad (parallel, five languages) -------------------------
+
+QA_FACTS = {  # the xquad wording, one template per language and fact kind
+    lang: {"has": TEMPLATES[lang]["has"], "likes": TEMPLATES[lang]["likes"], "lives": LIVES[lang]}
+    for lang in SAMPLE_LANGUAGES
+}
+QA_QUESTIONS = {
+    "en": {"count": "How many {obj} does {name} have?", "who_has": "Who has {n} {obj}?",
+           "what_likes": "What does {name} like?", "who_likes": "Who likes {hobby}?",
+           "where": "Where does {name} live?", "who_lives": "Who lives in {city}?"},
+    "de": {"count": "Wie viele {obj} hat {name}?", "who_has": "Wer hat {n} {obj}?", "what_likes": "Was mag {name}?",
+           "who_likes": "Wer mag {hobby}?", "where": "Wo wohnt {name}?", "who_lives": "Wer wohnt in {city}?"},
+    "es": {"count": "¿Qué cantidad de {obj} tiene {name}?", "who_has": "¿Quién tiene {n} {obj}?",
+           "what_likes": "¿Qué le gusta a {name}?", "who_likes": "¿A quién le gusta {hobby}?",
+           "where": "¿Dónde vive {name}?", "who_lives": "¿Quién vive en {city}?"},
+    "fr": {"count": "Combien de {obj} a {name} ?", "who_has": "Qui a {n} {obj} ?",
+           "what_likes": "Qu'est-ce que {name} aime ?", "who_likes": "Qui aime {hobby} ?",
+           "where": "Où habite {name} ?", "who_lives": "Qui habite à {city} ?"},
+    "ru": {"count": "Сколько {obj} у {name}?", "who_has": "У кого есть {n} {obj}?", "what_likes": "Что любит {name}?",
+           "who_likes": "Кто любит {hobby}?", "where": "Где живёт {name}?", "who_lives": "Кто живёт в {city}?"},
+}
+# SQuAD-style English: the same facts and questions in more varied wording (the intermediate/training data).
+SQUAD_FACTS = {
+    "has": ["{name} has {n} {obj}.", "{name} owns {n} {obj}.", "{name} bought {n} {obj} last week.",
+            "There are {n} {obj} in the bag of {name}.", "{name} keeps {n} {obj} at home.",
+            "After the trip, {name} had {n} {obj}.", "At the market, {name} picked up {n} {obj}."],
+    "likes": ["{name} likes {hobby}.", "{name} is fond of {hobby}.", "{name} spends every weekend on {hobby}.",
+              "The favourite hobby of {name} is {hobby}.", "{name} enjoys {hobby} a lot.",
+              "Since childhood, {name} has loved {hobby}."],
+    "lives": ["{name} lives in {city}.", "{name} moved to {city} two years ago.", "{name} has an apartment in {city}.",
+              "The home of {name} is in {city}.", "These days {name} lives and works in {city}."],
+}
+SQUAD_QUESTIONS = {
+    "count": ["How many {obj} does {name} have?", "How many {obj} does {name} own?",
+              "What number of {obj} belongs to {name}?", "{name} has how many {obj}?"],
+    "who_has": ["Who has {n} {obj}?", "Which person owns {n} {obj}?", "Whose are the {n} {obj}?"],
+    "what_likes": ["What does {name} like?", "What is {name} fond of?", "Which hobby does {name} enjoy?"],
+    "who_likes": ["Who likes {hobby}?", "Who enjoys {hobby}?", "Which person is fond of {hobby}?"],
+    "where": ["Where does {name} live?", "In which city does {name} live?", "Where is the home of {name}?"],
+    "who_lives": ["Who lives in {city}?", "Which person lives in {city}?", "Whose home is in {city}?"],
+}
+QUESTION_KINDS = {"has": (("count", "n"), ("who_has", "name")),  # fact kind -> (question kind, answer field)
+                  "likes": (("what_likes", "hobby"), ("who_likes", "name")),
+                  "lives": (("where", "city"), ("who_lives", "name"))}
+
+
+def _qa_plan(rng: random.Random, long: bool) -> tuple[list[tuple], list[tuple]]:
+    """A language-independent paragraph: facts (kind, name, value index) and questions (fact index, kind, field).
+
+    Objects, hobbies and cities are drawn without replacement, so every question has exactly one answer."""
+    people = rng.sample(NAMES, 6 if long else rng.randint(1, 3))
+    objects = rng.sample(range(len(OBJECTS["en"])), len(OBJECTS["en"]))
+    hobbies = rng.sample(range(len(HOBBIES["en"])), len(HOBBIES["en"]))
+    cities = rng.sample(range(len(CITIES)), len(CITIES))
+    facts = []
+    for name in people:
+        if long:
+            kinds = rng.sample(["has", "has", "likes", "lives"], rng.randint(2, 3))
+        else:
+            kinds = rng.sample(["has", "likes", "lives"], rng.randint(1, 2))
+        for kind in kinds:
+            if kind == "has" and objects:
+                facts.append(("has", name, objects.pop(), rng.randint(2, 9)))
+            elif kind == "likes" and hobbies:
+                facts.append(("likes", name, hobbies.pop(), None))
+            elif kind == "lives" and cities:
+                facts.append(("lives", name, cities.pop(), None))
+    if not long:  # 2–4 sentences
+        while len(facts) < 2:
+            facts.append(("has", rng.choice(people), objects.pop(), rng.randint(2, 9)))
+        facts = facts[:4]
+    # Kinds are drawn without replacement per person, so each lives in one city and likes one hobby (else "Where
+    # does X live?" would have two answers).
+    rng.shuffle(facts)
+    questions = [(i, *rng.choice(QUESTION_KINDS[fact[0]])) for i, fact in enumerate(facts)]
+    # "How many apples does Anna have?" is unambiguous; "Who has 3 apples?" too (objects are unique per paragraph).
+    rng.shuffle(questions)
+    return facts, questions[:rng.randint(1, 3)]
+
+
+def _fact_values(fact: tuple, lang: str) -> dict:
+    kind, name, k, n = fact
+    if kind == "has":
+        return {"name": name, "obj": OBJECTS[lang][k], "n": n}
+    if kind == "likes":
+        return {"name": name, "hobby": HOBBIES[lang][k]}
+    return {"name": name, "city": CITIES[k]}
+
+
+def _render_paragraph(facts, questions, lang: str, rng: random.Random | None = None):
+    """Context and (question, answer text, answer_start) triples; `rng` picks the varied SQuAD wording (English)."""
+    sentences, starts, pos = [], [], 0
+    for fact in facts:
+        template = rng.choice(SQUAD_FACTS[fact[0]]) if rng else QA_FACTS[lang][fact[0]]
+        text, offsets = _fill(template, **_fact_values(fact, lang))
+        sentences.append(text)
+        starts.append({key: pos + off for key, off in offsets.items()})
+        pos += len(text) + 1
+    context = " ".join(sentences)
+    out = []
+    for i, qkind, field in questions:
+        values = _fact_values(facts[i], lang)
+        template = rng.choice(SQUAD_QUESTIONS[qkind]) if rng else QA_QUESTIONS[lang][qkind]
+        question = template.format(**values)
+        answer, start = str(values[field]), starts[i][field]
+        assert context[start:start + len(answer)] == answer
+        out.append((question, answer, start, facts[i], starts[i]))
+    return context, out
+
+
+def _squad(rng: random.Random, n: int, split: str, seen: set) -> list[dict]:
+    rows = []
+    while len(rows) < n:
+        facts, questions = _qa_plan(rng, long=rng.random() < 0.25)
+        context, qas = _render_paragraph(facts, questions, "en", rng)
+        title = "_".join(dict.fromkeys(f[1] for f in facts))
+        for question, answer, start, fact, fact_starts in qas[:n - len(rows)]:
+            texts, starts = [answer], [start]
+            if split == "validation":  # the hub's dev set has several annotators' answers (often repeated)
+                if fact[0] == "has" and answer == str(fact[3]):  # "3" and "3 apples" are both acceptable spans
+                    longer = context[start:fact_starts["obj"] + len(OBJECTS["en"][fact[2]])]
+                    texts, starts = [answer, longer, answer], [start, start, start]
+                else:
+                    texts, starts = [answer] * 3, [start] * 3
+            rows.append({"id": _hex_id(rng, seen), "title": title, "context": context, "question": question,
+                         "answers": {"text": texts, "answer_start": starts}})
+    return rows
+
+
+def _xquad(rng: random.Random, n: int) -> list[dict]:
+    """Parallel across languages, as on the hub: the same paragraphs and question ids in every language."""
+    plans, count, seen = [], 0, set()
+    while count < n:
+        facts, questions = _qa_plan(rng, long=rng.random() < 0.25)
+        questions = questions[:n - count]
+        plans.append((facts, questions, [_hex_id(rng, seen) for _ in questions]))
+        count += len(questions)
+    rows = []
+    for lang in TEST_LANGUAGES["xquad"]:
+        for facts, questions, ids in plans:
+            context, qas = _render_paragraph(facts, questions, lang)
+            for qid, (question, answer, start, _, _) in zip(ids, qas):
+                rows.append({"id": qid, "context": context, "question": question,
+                             "answers": {"text": [answer], "answer_start": [start]}, "language": lang})
+    return rows
+
+
+# ---- PAN-X named entities ---------------------------------------------------------------------------------------
+
+PANX_TEMPLATES = {
+    "en": ["{PER} works for {ORG} in {LOC} .", "{PER} lives in {LOC} .", "{ORG} opened an office in {LOC} .",
+           "{PER} met {PER2} in {LOC} .", "{PER} founded {ORG} .", "{LOC}", "{ORG} ( {LOC} )",
+           "The {ORG} team played in {LOC} yesterday .", "{PER} , born in {LOC} , joined {ORG} .",
+           "According to {PER} , {ORG} will hire more people .", "{PER} and {PER2} moved from {LOC} to {LOC2} .",
+           "'' {PER} '' is a manager at {ORG} .", "{ORG} bought a factory near {LOC} in 2009 ."],
+    "de": ["{PER} arbeitet für {ORG} in {LOC} .", "{PER} wohnt in {LOC} .", "{ORG} eröffnete ein Büro in {LOC} .",
+           "{PER} traf {PER2} in {LOC} .", "{PER} gründete {ORG} .", "{LOC}", "{ORG} ( {LOC} )",
+           "{PER} und {PER2} zogen von {LOC} nach {LOC2} ."],
+    "es": ["{PER} trabaja para {ORG} en {LOC} .", "{PER} vive en {LOC} .", "{ORG} abrió una oficina en {LOC} .",
+           "{PER} conoció a {PER2} en {LOC} .", "{PER} fundó {ORG} .", "{LOC}", "{ORG} ( {LOC} )",
+           "{PER} y {PER2} se mudaron de {LOC} a {LOC2} ."],
+    "fr": ["{PER} travaille pour {ORG} à {LOC} .", "{PER} habite à {LOC} .", "{ORG} a ouvert un bureau à {LOC} .",
+           "{PER} a rencontré {PER2} à {LOC} .", "{PER} a fondé {ORG} .", "{LOC}", "{ORG} ( {LOC} )",
+           "{PER} et {PER2} ont déménagé de {LOC} à {LOC2} ."],
+    "ru": ["{PER} работает в {ORG} в {LOC} .", "{PER} живёт в {LOC} .", "{ORG} открыла офис в {LOC} .",
+           "{PER} встретил {PER2} в {LOC} .", "{PER} основал {ORG} .", "{LOC}", "{ORG} ( {LOC} )",
+           "{PER} и {PER2} переехали из {LOC} в {LOC2} ."],
+}
+
+
+def _panx_example(rng: random.Random, lang: str) -> dict:
+    template = rng.choice(PANX_TEMPLATES[lang])
+    people = rng.sample(NAMES, 2)
+    places = rng.sample(CITIES, 2)
+    entities = {
+        "PER": ("PER", people[0].split() + ([rng.choice(SURNAMES)] if rng.random() < 0.6 else [])),
+        "PER2": ("PER", people[1].split() + ([rng.choice(SURNAMES)] if rng.random() < 0.6 else [])),
+        "ORG": ("ORG", rng.choice(ORGS).split()),
+        "LOC": ("LOC", places[0].split()),
+        "LOC2": ("LOC", places[1].split()),
+    }
+    tokens, tags = [], []
+    for word in template.split():
+        if word.startswith("{") and word.endswith("}"):
+            kind, words = entities[word[1:-1]]
+            tokens += words
+            tags += [PANX_TAGS.index(f"B-{kind}")] + [PANX_TAGS.index(f"I-{kind}")] * (len(words) - 1)
+        else:
+            tokens.append(word)
+            tags.append(0)
+    return {"tokens": tokens, "ner_tags": tags, "langs": [lang] * len(tokens)}
+
+
+# ---- sentence retrieval: tatoeba and bucc18 ---------------------------------------------------------------------
+
+def _fact(rng: random.Random, kinds=("has", "owns", "none", "likes", "lives", "has_place")) -> tuple:
+    """A language-independent single-sentence fact; its key says which sentences are translations of each other."""
+    kind = rng.choice(kinds)
+    return (kind, rng.choice(NAMES), rng.randrange(len(OBJECTS["en"])), rng.randint(2, 9),
+            rng.randrange(len(HOBBIES["en"])), rng.randrange(len(CITIES)), rng.randrange(len(PLACES["en"])))
+
+
+def _fact_key(fact: tuple) -> tuple:
+    kind, name, obj, n, hobby, city, place = fact
+    return {"has": ("has", name, obj, n), "owns": ("has", name, obj, n), "none": ("none", name, obj),
+            "likes": ("likes", name, hobby), "lives": ("lives", name, city),
+            "has_place": ("has_place", name, obj, n, place)}[kind]
+
+
+def _fact_sentence(fact: tuple, lang: str) -> str:
+    kind, name, obj, n, hobby, city, place = fact
+    if kind == "lives":
+        return LIVES[lang].format(name=name, city=CITIES[city])
+    return TEMPLATES[lang][kind].format(name=name, n=n, obj=OBJECTS[lang][obj], hobby=HOBBIES[lang][hobby],
+                                        where=PLACES[lang][place])
+
+
+def _perturb(rng: random.Random, fact: tuple) -> tuple:
+    """A similar but non-parallel fact: one detail changed (the number, the person, the object, the place...)."""
+    kind, name, obj, n, hobby, city, place = fact
+    change = rng.choice(["name", "detail", "kind"])
+    if change == "name":
+        name = rng.choice([x for x in NAMES if x != name])
+    elif change == "kind":
+        kind = {"has": "has_place", "owns": "has_place", "has_place": "has", "none": "has", "likes": "lives",
+                "lives": "likes"}[kind]
+    elif kind in ("has", "owns", "has_place", "none"):
+        obj = rng.choice([x for x in range(len(OBJECTS["en"])) if x != obj])
+    elif kind == "likes":
+        hobby = rng.choice([x for x in range(len(HOBBIES["en"])) if x != hobby])
+    else:
+        city = rng.choice([x for x in range(len(CITIES)) if x != city])
+    return kind, name, obj, n, hobby, city, place
+
+
+def _tatoeba(rng: random.Random, n: int) -> list[dict]:
+    rows = []
+    for lang in TATOEBA_SAMPLE_LANGUAGES:
+        seen = set()
+        while len(seen) < n:
+            facts = [_fact(rng)] + ([_fact(rng)] if rng.random() < 0.2 else [])
+            key = tuple(_fact_key(f) for f in facts)
+            if key in seen:
+                continue
+            seen.add(key)
+            rows.append({"source_sentence": " ".join(_fact_sentence(f, lang) for f in facts),
+                         "target_sentence": " ".join(_fact_sentence(f, "en") for f in facts),
+                         "source_lang": LANGUAGE_CODES3[lang], "target_lang": "eng", "language": lang})
+    return rows
+
+
+def _bucc(rng: random.Random, n_source: int, n_target: int, n_gold: int) -> tuple[list[dict], list[tuple]]:
+    if not 0 < n_gold <= min(n_source, n_target):
+        raise ValueError(f"bucc18 sizes: need 0 < gold <= source, target (got {n_gold}, {n_source}, {n_target})")
+    rows, pairs = [], []
+    for lang in BUCC_SAMPLE_LANGUAGES:
+        keys: set = set()
+
+        def new(make):
+            while True:
+                fact = make()
+                if _fact_key(fact) not in keys:
+                    keys.add(_fact_key(fact))
+                    return fact
+
+        gold = [new(lambda: _fact(rng, ("has", "owns", "likes", "lives", "has_place"))) for _ in range(n_gold)]
+        # Distractors: each a near copy of a gold fact with one detail changed, on one side only.
+        src_only = [new(lambda: _perturb(rng, rng.choice(gold))) for _ in range(n_source - n_gold)]
+        tgt_only = [new(lambda: _perturb(rng, rng.choice(gold))) for _ in range(n_target - n_gold)]
+        # Ids are numbered in a shuffled order on each side, so a pair's two ids carry no shared number.
+        src_num = rng.sample(range(n_source), n_source)
+        tgt_num = rng.sample(range(n_target), n_target)
+        sources = [(f"{lang}-{src_num[i]:06d}", _fact_sentence(f, lang)) for i, f in enumerate(gold + src_only)]
+        targets = [(f"en-{tgt_num[i]:06d}-{lang}", _fact_sentence(f, "en")) for i, f in enumerate(gold + tgt_only)]
+        pairs += sorted((sources[i][0], targets[i][0]) for i in range(n_gold))
+        rows += [{"id": i, "language": lang, "side": "source", "sentence": s} for i, s in sorted(sources)]
+        rows += [{"id": i, "language": lang, "side": "target", "sentence": s} for i, s in sorted(targets)]
+    return rows, pairs
+
+
+# ---- HellaSwag-style multiple choice ----------------------------------------------------------------------------
+
+# (activity label, where, tool, actions with the tool). The right ending uses the context's activity and tool.
+ACTIVITIES = [
+    ("Making a cake", "in the kitchen", "mixing bowl", ["pours flour into the {tool} and stirs it.",
+                                                         "whisks the eggs in the {tool} until smooth."]),
+    ("Playing guitar", "in the living room", "guitar", ["strums a few chords on the {tool}.",
+                                                        "tunes the strings of the {tool} carefully."]),
+    ("Washing the car", "on the driveway", "hose", ["sprays water on the car with the {tool}.",
+                                                   "rinses the soap off the car using the {tool}."]),
+    ("Painting a wall", "in the hallway", "paint roller", ["rolls white paint onto the wall with the {tool}.",
+                                                          "dips the {tool} into the paint tray."]),
+    ("Shoveling snow", "in the front yard", "shovel", ["pushes the snow off the path with the {tool}.",
+                                                      "throws a pile of snow aside with the {tool}."]),
+    ("Brushing teeth", "in the bathroom", "toothbrush", ["puts toothpaste on the {tool} and brushes.",
+                                                        "rinses the {tool} under the tap."]),
+    ("Mowing the lawn", "in the garden", "lawn mower", ["pushes the {tool} across the grass.",
+                                                       "starts the {tool} and cuts the grass in rows."]),
+    ("Playing tennis", "on the tennis court", "racket", ["hits the ball over the net with the {tool}.",
+                                                         "serves the ball with the {tool}."]),
+    ("Ironing clothes", "in the bedroom", "iron", ["presses the {tool} onto the shirt.",
+                                                  "moves the hot {tool} over the sleeves."]),
+    ("Chopping wood", "in the backyard", "axe", ["splits a log in half with the {tool}.",
+                                                "swings the {tool} down onto the wood."]),
+    ("Fishing", "at the lake shore", "fishing rod", ["casts the line of the {tool} into the water.",
+                                                    "reels in a fish with the {tool}."]),
+    ("Vacuuming the floor", "in the apartment", "vacuum cleaner", ["runs the {tool} over the carpet.",
+                                                                  "empties the dust bag of the {tool}."]),
+    # Held out of train: the hub's "zeroshot" validation rows come from activities unseen in training.
+    ("Sweeping the porch", "on the porch", "broom", ["sweeps the leaves off the steps with the {tool}.",
+                                                    "leans the {tool} against the door after sweeping."]),
+    ("Crocheting a scarf", "in the sitting room", "crochet hook", ["loops the yarn around the {tool}.",
+                                                                  "pulls the wool through with the {tool}."]),
+    ("Playing drums", "in the studio", "drumstick", ["taps a fast rhythm on the snare with the {tool}.",
+                                                    "twirls the {tool} and hits the cymbal."]),
+]
+ZEROSHOT_ACTIVITIES = 3  # the last three
+PERSONS = [("man", "he"), ("woman", "she"), ("boy", "he"), ("girl", "she"), ("young man", "he"),
+           ("older woman", "she")]
+HELLASWAG_CTX = ["{A} {person} is standing {place} holding a {tool}.", "{A} {person} arrives {place} carrying a "
+                 "{tool}.", "We see {a} {person} {place} with a {tool}.", "{A} {person} picks up a {tool} {place}."]
+HELLASWAG_CTX_NO_TOOL = ["{A} {person} is {place}, ready for {activity}.",
+                         "{A} {person} explains {activity} to the camera {place}."]
+HELLASWAG_CTX_B = ["the {person}", "{pronoun}", "then, the {person}", "after a moment, the {person}"]
+ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def _hellaswag_example(rng: random.Random, zeroshot: bool) -> dict:
+    n_seen = len(ACTIVITIES) - ZEROSHOT_ACTIVITIES
+    a = rng.randrange(n_seen, len(ACTIVITIES)) if zeroshot else rng.randrange(n_seen)
+    label_text, place, tool, actions = ACTIVITIES[a]
+    person, pronoun = rng.choice(PERSONS)
+    with_tool = rng.random() < 0.7
+    article = "an" if person[0] in "aeiou" else "a"
+    ctx_a = rng.choice(HELLASWAG_CTX if with_tool else HELLASWAG_CTX_NO_TOOL).format(
+        person=person, place=place, tool=tool, activity=label_text.lower(), a=article, A=article.capitalize())
+    right = rng.choice(actions).format(tool=tool)
+    # Training rows never mention the held-out activities, not even in wrong endings.
+    others = [i for i in range(len(ACTIVITIES) if zeroshot else n_seen) if i != a]
+    wrong = []
+    if with_tool and rng.random() < 0.5:  # the context's tool with another activity's action
+        o = ACTIVITIES[rng.choice(others)]
+        wrong.append(rng.choice(o[3]).format(tool=tool))
+    for o in rng.sample(others, 3 - len(wrong)):
+        wrong.append(rng.choice(ACTIVITIES[o][3]).format(tool=ACTIVITIES[o][2]))
+    endings = [right] + wrong
+    rng.shuffle(endings)
+    label = endings.index(right)
+    if rng.random() < 0.15:  # some hub rows have an empty ctx_b and full-sentence endings
+        ctx_b, endings = "", [f"{pronoun.capitalize()} {e}" for e in endings]
+    else:
+        ctx_b = rng.choice(HELLASWAG_CTX_B).format(person=person, pronoun=pronoun)
+    return {"activity_label": label_text, "ctx_a": ctx_a, "ctx_b": ctx_b,
+            "ctx": f"{ctx_a} {ctx_b}" if ctx_b else ctx_a, "endings": endings,
+            "source_id": "activitynet~v_" + "".join(rng.choice(ID_CHARS) for _ in range(11)),
+            "split_type": "zeroshot" if zeroshot else "indomain", "label": str(label)}
+
+
+def _hellaswag(rng: random.Random, n: int, split: str, first_ind: int) -> list[dict]:
+    rows = []
+    for i in range(n):
+        ex = _hellaswag_example(rng, zeroshot=split == "validation" and rng.random() < 0.3)
+        rows.append({"ind": first_ind + i, "activity_label": ex["activity_label"], "ctx_a": ex["ctx_a"],
+                     "ctx_b": ex["ctx_b"], "ctx": ex["ctx"], "endings": ex["endings"], "source_id": ex["source_id"],
+                     "split": "train" if split == "train" else "val", "split_type": ex["split_type"],
+                     "label": ex["label"]})
+    return rows
+
+
+# ---- CCG supertagging (CCGbank is LDC-licensed: a local-only format {"tokens", "tags"}) ----------------------------
+
+CCG_N, CCG_NP, CCG_DET, CCG_ADJ = "N", "NP", "NP/N", "N/N"
+CCG_TV, CCG_IV, CCG_DTV = "(S\\NP)/NP", "S\\NP", "((S\\NP)/NP)/NP"
+CCG_AUX, CCG_ADV, CCG_VPP = "(S\\NP)/(S\\NP)", "(S\\NP)\\(S\\NP)", "((S\\NP)\\(S\\NP))/NP"
+CCG_NPP, CCG_REL, CCG_CONJ = "(NP\\NP)/NP", "(NP\\NP)/(S\\NP)", "conj"
+CCG_LEX = {
+    "pron": ["he", "she"], "det": ["the", "a"], "adj": ["red", "old", "small", "new", "happy", "big"],
+    "noun": ["book", "cat", "car", "chair", "pen", "box", "cup", "key", "letter", "song", "soup", "room", "table"],
+    "nouns": ["apples", "books", "cats", "cars", "chairs", "pens", "boxes", "cups", "shoes", "keys", "cooks"],
+    # "books", "cooks", "paints" are nouns or verbs: the tag depends on the word's role in the sentence.
+    "tv": ["likes", "reads", "buys", "sees", "finds", "opens", "books", "cooks", "paints", "wants"],
+    "tv_base": ["read", "buy", "see", "find", "open", "book", "cook", "paint"],
+    "iv": ["sleeps", "runs", "sings", "laughs", "waits", "walks", "works", "cooks", "paints"],
+    "iv_base": ["sleep", "run", "sing", "wait", "work", "cook"],
+    "dtv": ["gives", "sends", "shows"], "aux": ["will", "can"], "adv": ["quickly", "slowly", "often", "today"],
+    "vpp": ["in", "near", "with"], "npp": ["of", "on", "in"],
+}
+CCG_TEMPLATES = [  # slots: lexicon class or literal word, each with its supertag
+    [("name", CCG_N), ("tv", CCG_TV), ("det", CCG_DET), ("noun", CCG_N), (".", ".")],
+    [("name", CCG_N), ("tv", CCG_TV), ("det", CCG_DET), ("adj", CCG_ADJ), ("noun", CCG_N), (".", ".")],
+    [("name", CCG_N), ("iv", CCG_IV), (".", ".")],
+    [("name", CCG_N), ("iv", CCG_IV), ("adv", CCG_ADV), (".", ".")],
+    [("pron", CCG_NP), ("tv", CCG_TV), ("num", CCG_ADJ), ("nouns", CCG_N), (".", ".")],
+    [("det", CCG_DET), ("adj", CCG_ADJ), ("noun", CCG_N), ("iv", CCG_IV), ("vpp", CCG_VPP), ("det", CCG_DET),
+     ("noun", CCG_N), (".", ".")],
+    [("name", CCG_N), ("aux", CCG_AUX), ("tv_base", CCG_TV), ("det", CCG_DET), ("noun", CCG_N), (".", ".")],
+    [("pron", CCG_NP), ("aux", CCG_AUX), ("iv_base", CCG_IV), (".", ".")],
+    [("name", CCG_N), ("dtv", CCG_DTV), ("name", CCG_N), ("det", CCG_DET), ("noun", CCG_N), (".", ".")],
+    [("name", CCG_N), ("tv", CCG_TV), ("det", CCG_DET), ("noun", CCG_N), ("npp", CCG_NPP), ("det", CCG_DET),
+     ("noun", CCG_N), (".", ".")],
+    [("name", CCG_N), ("and", CCG_CONJ), ("name", CCG_N), ("tv_base", CCG_TV), ("nouns", CCG_N), (".", ".")],
+    [("name", CCG_N), ("tv", CCG_TV), ("nouns", CCG_N), (".", ".")],
+    [("pron", CCG_NP), ("tv", CCG_TV), ("det", CCG_DET), ("noun", CCG_N), ("that", CCG_REL), ("iv", CCG_IV),
+     (".", ".")],
+    [("today", "S/S"), (",", ","), ("name", CCG_N), ("iv", CCG_IV), ("vpp", CCG_VPP), ("name", CCG_N), (".", ".")],
+]
+
+
+def _ccg_example(rng: random.Random) -> dict:
+    tokens, tags = [], []
+    for slot, tag in rng.choice(CCG_TEMPLATES):
+        if slot == "name":
+            word = rng.choice(NAMES)
+        elif slot == "num":
+            word = str(rng.randint(2, 9))
+        elif slot in CCG_LEX:
+            word = rng.choice(CCG_LEX[slot])
+        else:
+            word = slot
+        tokens.append(word)
+        tags.append(tag)
+    tokens[0] = tokens[0][0].upper() + tokens[0][1:]
+    return {"tokens": tokens, "tags": tags}
+
+
+# ---- the sample data --------------------------------------------------------------------------------------------
+
+def _task_sizes(sizes: dict) -> dict[str, dict[str, int]]:
+    scale = float(sizes.get("scale", 1.0))
+    out = {}
+    for task, defaults in DEFAULT_SIZES.items():
+        given = sizes.get(task) or {}
+        unknown = set(given) - set(defaults)
+        if unknown:
+            raise ValueError(f"sizes[{task!r}]: unknown split(s) {sorted(unknown)}; known: {sorted(defaults)}")
+        out[task] = {k: int(given[k]) if k in given else max(1, round(v * scale)) for k, v in defaults.items()}
+    return out
+
+
+def generate(seed: int = 13, sizes: dict | None = None) -> dict[str, dict[str, list]]:
+    """Return {task: {split: rows}} in the hub's row format (plus `language` on multilingual test rows).
+
+    `sizes`: "train"/"validation"/"test" set XNLI/MNLI/SST-2's sizes (as before); "<task>": {split: n} sets an added
+    task's (per language for test splits; bucc18 takes "source", "target", "gold" per language); "scale" multiplies
+    every default. `bucc18` also has a "test.pairs" split: the gold (source id, target id) tuples.
+    """
+    sizes = dict(sizes or {})
+    scale = float(sizes.get("scale", 1.0))
+    base = {split: int(sizes[split]) if split in sizes else max(1, round(n * scale))
+            for split, n in {"train": 1200, "validation": 150, "test": 150}.items()}
     rng = random.Random(seed)
-    data: dict[str, dict[str, list[dict]]] = {"xnli": {}, "mnli": {}, "sst2": {}}
+    data: dict[str, dict[str, list]] = {"xnli": {}, "mnli": {}, "sst2": {}}
     for split in ("train", "validation", "test"):
         langs = SAMPLE_LANGUAGES if split == "test" else ("en",)
         rows = []
         for lang in langs:
-            for _ in range(sizes[split]):
+            for _ in range(base[split]):
                 p, h, y = _nli_example(rng, lang)
                 rows.append({"premise": p, "hypothesis": h, "label": y, "language": lang})
         data["xnli"][split] = rows
     for split in ("train", "validation"):
-        n = sizes[split]
+        n = base[split]
         data["mnli"][split] = [dict(zip(("premise", "hypothesis", "label"), _mnli_example(rng)), idx=i) for i in range(n)]
         data["sst2"][split] = [dict(zip(("sentence", "label"), _sst_example(rng)), idx=i) for i in range(n)]
+
+    # The added tasks draw from their own generators, so XNLI/MNLI/SST-2 stay exactly as they were.
+    n = _task_sizes(sizes)
+
+    def task_rng(task: str) -> random.Random:
+        return random.Random(f"{seed}/{task}")  # str seeds hash with SHA-512: stable across runs and processes
+
+    r = task_rng("squad")
+    squad_ids: set = set()
+    data["squad"] = {split: _squad(r, n["squad"][split], split, squad_ids) for split in ("train", "validation")}
+    data["xquad"] = {"test": _xquad(task_rng("xquad"), n["xquad"]["test"])}
+    r = task_rng("panx")
+    data["panx"] = {split: [_panx_example(r, "en") for _ in range(n["panx"][split])]
+                    for split in ("train", "validation")}
+    data["panx"]["test"] = [{**_panx_example(r, lang), "language": lang}
+                            for lang in SAMPLE_LANGUAGES for _ in range(n["panx"]["test"])]
+    data["tatoeba"] = {"test": _tatoeba(task_rng("tatoeba"), n["tatoeba"]["test"])}
+    rows, pairs = _bucc(task_rng("bucc18"), n["bucc18"]["source"], n["bucc18"]["target"], n["bucc18"]["gold"])
+    data["bucc18"] = {"test": rows, "test.pairs": pairs}
+    r = task_rng("hellaswag")
+    train = _hellaswag(r, n["hellaswag"]["train"], "train", 0)
+    data["hellaswag"] = {"train": train, "validation": _hellaswag(r, n["hellaswag"]["validation"], "validation",
+                                                                  len(train))}
+    r = task_rng("ccg")
+    data["ccg"] = {split: [_ccg_example(r) for _ in range(n["ccg"][split])] for split in ("train", "validation")}
     return data
 
 
+TEXT_FIELDS = ("premise", "hypothesis", "sentence", "context", "question", "source_sentence", "target_sentence", "ctx")
+
+
 def corpus(seed: int = 13) -> list[str]:
-    """Every text of the sample data, in a fixed order (the tiny tokenizer is trained on it)."""
+    """Every text of the sample data, in a fixed order (the tiny tokenizer is trained on it).
+
+    A QA context shared by consecutive questions is listed once; tagging tokens are joined by spaces."""
     texts = []
     for task_rows in generate(seed).values():
         for rows in task_rows.values():
+            previous_context = None
             for row in rows:
-                texts.extend(row[c] for c in ("premise", "hypothesis", "sentence") if c in row)
+                if not isinstance(row, dict):  # bucc18 "test.pairs": id tuples
+                    continue
+                for c in TEXT_FIELDS:
+                    if c not in row or (c == "context" and row[c] == previous_context):
+                        continue
+                    texts.append(row[c])
+                previous_context = row.get("context")
+                if "tokens" in row:
+                    texts.append(" ".join(row["tokens"]))
+                if "endings" in row:
+                    texts.extend(row["endings"])
     return texts
 
 
 def write_sample_data(out_dir: str | Path, seed: int = 13) -> Path:
-    """Write data/sample/<task>/<split>.jsonl atomically."""
+    """Write data/sample/<task>/<split>.jsonl atomically (and bucc18/test.pairs.tsv, the BUCC .gold format)."""
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         for task, splits in generate(seed).items():
             (tmp / task).mkdir()
             for split, rows in splits.items():
-                with open(tmp / task / f"{split}.jsonl", "w", encoding="utf-8") as f:
+                if split.endswith(".pairs"):
+                    with open(tmp / task / f"{split}.tsv", "w", encoding="utf-8", newline="\n") as f:
+                        f.writelines(f"{source}\t{target}\n" for source, target in rows)
+                    continue
+                with open(tmp / task / f"{split}.jsonl", "w", encoding="utf-8", newline="\n") as f:
                     for row in rows:
                         f.write(json.dumps(row, ensure_ascii=False) + "\n")
     return out_dir

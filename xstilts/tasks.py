@@ -1,4 +1,5 @@
-"""The task registry: a task declares its data, head and metric; components never special-case a task.
+"""The task registry: a task declares its data (hub source and native fields), its kind (which fixes the head and
+the canonical columns) and its metric; components never special-case a task (jiant-style).
 
 Adding a task means adding a `Task` here (or calling `register`) — no new component.
 """
@@ -6,29 +7,75 @@ Adding a task means adding a `Task` here (or calling `register`) — no new comp
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 from .errors import UnknownTaskError
 
+# Task kinds. The kind decides the canonical columns, the head, the loss, the ONNX outputs and the metric code.
 PAIR = "pair_classification"
 SINGLE = "single_classification"
-KINDS = (PAIR, SINGLE)
+MULTIPLE_CHOICE = "multiple_choice"
+QA = "extractive_qa"
+TAGGING = "tagging"
+RETRIEVAL = "retrieval"
+KINDS = (PAIR, SINGLE, MULTIPLE_CHOICE, QA, TAGGING, RETRIEVAL)
+
+# Canonical fields each kind's native rows are mapped to (`Task.columns` maps them to native field names).
+KIND_FIELDS = {
+    PAIR: ("text_a", "text_b", "label"),
+    SINGLE: ("text_a", "label"),
+    MULTIPLE_CHOICE: ("text_a", "text_b", "choices", "label"),  # context, question (optional), endings, answer index
+    QA: ("text_a", "text_b", "answers"),  # question, context, {"text": [...], "answer_start": [...]}
+    TAGGING: ("tokens", "tags"),
+    RETRIEVAL: ("text_a", "text_b"),  # source sentence, its target-language (English) translation
+}
+OPTIONAL_FIELDS = {MULTIPLE_CHOICE: ("text_b",)}
 
 XNLI_LANGUAGES = ("en", "ar", "bg", "de", "el", "es", "fr", "hi", "ru", "sw", "th", "tr", "ur", "vi", "zh")
+PAWSX_LANGUAGES = ("en", "de", "es", "fr", "ja", "ko", "zh")
+XQUAD_LANGUAGES = ("en", "es", "de", "el", "ru", "tr", "ar", "vi", "th", "zh", "hi")
+MLQA_LANGUAGES = ("en", "es", "de", "ar", "hi", "vi", "zh")
+TYDIQA_LANGUAGES = {"en": "english", "ar": "arabic", "bn": "bengali", "fi": "finnish", "id": "indonesian",
+                    "ko": "korean", "ru": "russian", "sw": "swahili", "te": "telugu"}  # TyDiQA ids start with the name
+PANX_LANGUAGES = ("af", "ar", "bg", "bn", "de", "el", "en", "es", "et", "eu", "fa", "fi", "fr", "he", "hi", "hu", "id",
+                  "it", "ja", "jv", "ka", "kk", "ko", "ml", "mr", "ms", "my", "nl", "pt", "ru", "sw", "ta", "te", "th",
+                  "tl", "tr", "ur", "vi", "yo", "zh")
+UDPOS_LANGUAGES = {"af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "German", "el": "Greek", "en": "English",
+                   "es": "Spanish", "et": "Estonian", "eu": "Basque", "fa": "Persian", "fi": "Finnish", "fr": "French",
+                   "he": "Hebrew", "hi": "Hindi", "hu": "Hungarian", "id": "Indonesian", "it": "Italian",
+                   "ja": "Japanese", "kk": "Kazakh", "ko": "Korean", "mr": "Marathi", "nl": "Dutch", "pt": "Portuguese",
+                   "ru": "Russian", "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish",
+                   "ur": "Urdu", "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese"}  # google/xtreme udpos.<Name>
+BUCC_LANGUAGES = ("de", "fr", "ru", "zh")
+TATOEBA_LANGUAGES = {"af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell", "es": "spa",
+                     "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin",
+                     "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat", "kk": "kaz",
+                     "ko": "kor", "ml": "mal", "mr": "mar", "nl": "nld", "pt": "por", "ru": "rus", "sw": "swh",
+                     "ta": "tam", "te": "tel", "th": "tha", "tl": "tgl", "tr": "tur", "ur": "urd", "vi": "vie",
+                     "zh": "cmn"}  # google/xtreme tatoeba.<iso 639-3>
 
 
 @dataclass(frozen=True)
 class HubSource:
     """Where the real data lives on the Hugging Face hub.
 
-    `config` may contain `{language}` for datasets with one config per language (XNLI).
-    `splits` maps our split names (train/validation/test) to the hub's.
+    `config` may contain `{language}`, filled from `language_names` when given (UD-POS: `udpos.German`) else with
+    the code itself. `splits` maps our split names (train/validation/test) to the hub's (`+` concatenates hub splits).
+    `id_prefix` selects a language's rows by id prefix when one config holds all languages (TyDiQA).
     `revision` pins the dataset version; override it per run with the `hf_revision` parameter.
     """
 
     path: str
-    config: str
+    config: str | None
     splits: dict[str, str]
     revision: str = "main"
+    language_names: dict[str, str] | None = None
+    id_prefix: dict[str, str] | None = None
+
+    def config_for(self, language: str) -> str | None:
+        if self.config is None:
+            return None
+        return self.config.format(language=(self.language_names or {}).get(language, language))
 
 
 @dataclass(frozen=True)
@@ -36,17 +83,28 @@ class Task:
     name: str
     kind: str
     description: str
-    labels: tuple[str, ...]
-    # Native column names for text_a (and text_b for pairs), as on the hub and in local files.
-    text_columns: tuple[str, ...]
-    label_column: str
-    hub: HubSource
+    # Canonical field → native field (see KIND_FIELDS), as on the hub and in local files.
+    columns: dict[str, str]
+    hub: HubSource | None  # None: no redistributable copy on the hub (e.g. CCGbank, LDC); local files only
+    # Label names in the hub's index order. Tagging tasks may leave it empty: the label set is the train split's.
+    labels: tuple[str, ...] = ()
     # Languages the task is evaluated in (zero-shot); training and dev data are English.
     languages: tuple[str, ...] = ("en",)
     train_language: str = "en"
     splits: tuple[str, ...] = ("train", "validation")
     metric: str = "accuracy"
-    max_text_chars: int = 2000
+    # A target task trained on another task's English data (XQuAD and MLQA train on SQuAD v1.1).
+    train_task: str | None = None
+    # More English training data concatenated to the hub's train split (Phang et al.'s ANLI+ = ANLI + MNLI + SNLI).
+    extra_train: tuple[HubSource, ...] = ()
+    # Native label values that mean "no gold label" and are dropped on load (SNLI's -1).
+    drop_labels: tuple = ()
+    # Row adapter applied before the column mapping, for formats a plain field rename cannot express.
+    prepare: Callable[[dict], dict] | None = None
+    qa_normalization: str = "squad"  # QA only: "squad" (SQuAD v1.1 evaluate) or "mlqa" (per-language)
+    max_text_chars: int = 20000
+    role: str = "intermediate"  # "target" (XTREME), "intermediate" (English only)
+    source_note: str = ""
     extra: dict = field(default_factory=dict)
 
     def split_languages(self, split: str, eval_languages: tuple[str, ...] | None = None) -> tuple[str, ...]:
@@ -59,6 +117,20 @@ class Task:
     def is_pair(self) -> bool:
         return self.kind == PAIR
 
+    @property
+    def trains(self) -> bool:
+        """Retrieval tasks are evaluated straight from the (intermediate) encoder: no training, no train split."""
+        return self.kind != RETRIEVAL
+
+    @property
+    def data_task(self) -> str:
+        """The task whose English train/validation splits train this one."""
+        return self.train_task or self.name
+
+    def own_splits(self) -> tuple[str, ...]:
+        """Splits this task's own data provides (a target trained on another task's data has only `test`)."""
+        return ("test",) if self.train_task else self.splits
+
 
 _REGISTRY: dict[str, Task] = {}
 
@@ -66,8 +138,14 @@ _REGISTRY: dict[str, Task] = {}
 def register(task: Task) -> Task:
     if task.kind not in KINDS:
         raise ValueError(f"task {task.name!r}: kind {task.kind!r} is not one of {KINDS}")
-    if len(task.text_columns) != (2 if task.kind == PAIR else 1):
-        raise ValueError(f"task {task.name!r}: a {task.kind} task needs {2 if task.kind == PAIR else 1} text columns")
+    needed = set(KIND_FIELDS[task.kind]) - set(OPTIONAL_FIELDS.get(task.kind, ()))
+    missing = sorted(needed - set(task.columns))
+    if missing:
+        raise ValueError(f"task {task.name!r}: a {task.kind} task must map the field(s) {', '.join(missing)} in columns")
+    if "+" in task.name or task.name == "none":
+        raise ValueError(f"task name {task.name!r} is reserved: '+' joins multi-task conditions, 'none' is the baseline")
+    if task.kind in (PAIR, SINGLE, MULTIPLE_CHOICE) and not task.labels:
+        raise ValueError(f"task {task.name!r}: a {task.kind} task needs labels")
     _REGISTRY[task.name] = task
     return task
 
@@ -84,7 +162,10 @@ def all_tasks() -> list[Task]:
 
 
 def check_languages(task: Task, languages: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
-    """Validate a user's language selection against the task; empty means all of the task's languages."""
+    """Validate a user's language selection against the task; empty means all of the task's languages.
+
+    A multi-target run shares one list: languages a task lacks are skipped for that task, but a language no
+    selected task has is an error (see `languages_for`)."""
     if not languages:
         return task.languages
     unknown = [lang for lang in languages if lang not in task.languages]
@@ -95,40 +176,147 @@ def check_languages(task: Task, languages: list[str] | tuple[str, ...] | None) -
     return tuple(languages)
 
 
-NLI_LABELS = ("entailment", "neutral", "contradiction")  # the hub's label order for XNLI and GLUE MNLI
+def languages_for(tasks: list[Task], languages: list[str] | tuple[str, ...] | None) -> dict[str, tuple[str, ...]]:
+    """Per target task, the requested languages it has (all of its own when none are requested)."""
+    if not languages:
+        return {t.name: t.languages for t in tasks}
+    if len(tasks) == 1:
+        return {tasks[0].name: check_languages(tasks[0], languages)}
+    everywhere = set().union(*(t.languages for t in tasks)) if tasks else set()
+    unknown = [lang for lang in languages if lang not in everywhere]
+    if unknown:
+        raise UnknownTaskError(f"no selected target task has language(s) {', '.join(unknown)} "
+                               f"(tasks: {', '.join(t.name for t in tasks)})")
+    selected = {t.name: tuple(lang for lang in languages if lang in t.languages) for t in tasks}
+    empty = [name for name, langs in selected.items() if not langs]
+    if empty:
+        raise UnknownTaskError(f"target task(s) {', '.join(empty)} have none of the languages {', '.join(languages)}")
+    return selected
 
-register(
-    Task(
-        name="xnli",
-        kind=PAIR,
-        description="Cross-lingual NLI (Conneau et al. 2018): train on English, evaluate zero-shot in 15 languages",
-        labels=NLI_LABELS,
-        text_columns=("premise", "hypothesis"),
-        label_column="label",
-        hub=HubSource("facebook/xnli", "{language}", {"train": "train", "validation": "validation", "test": "test"}),
-        languages=XNLI_LANGUAGES,
-        splits=("train", "validation", "test"),
-    )
-)
-register(
-    Task(
-        name="mnli",
-        kind=PAIR,
-        description="MultiNLI (GLUE), English intermediate task",
-        labels=NLI_LABELS,
-        text_columns=("premise", "hypothesis"),
-        label_column="label",
-        hub=HubSource("nyu-mll/glue", "mnli", {"train": "train", "validation": "validation_matched"}),
-    )
-)
-register(
-    Task(
-        name="sst2",
-        kind=SINGLE,
-        description="Stanford Sentiment Treebank (GLUE), single-sentence English intermediate task",
-        labels=("negative", "positive"),
-        text_columns=("sentence",),
-        label_column="label",
-        hub=HubSource("nyu-mll/glue", "sst2", {"train": "train", "validation": "validation"}),
-    )
-)
+
+BASELINE = "none"
+MULTITASK_SEPARATOR = "+"
+
+
+def condition_tasks(condition: str) -> list[Task]:
+    """The intermediate tasks of a condition: [] for `none`, one task, or a multi-task set `mnli+squad+ccg`."""
+    if condition == BASELINE:
+        return []
+    names = [n.strip() for n in condition.split(MULTITASK_SEPARATOR)]
+    if any(not n for n in names) or len(set(names)) != len(names):
+        raise UnknownTaskError(f"condition {condition!r}: a multi-task condition joins distinct task names with '+'")
+    tasks = [get_task(n) for n in names]
+    no_training = [t.name for t in tasks if not t.trains]
+    if no_training:
+        raise UnknownTaskError(f"condition {condition!r}: {', '.join(no_training)} cannot be trained on "
+                               f"(retrieval tasks are evaluation only)")
+    return tasks
+
+
+# ---- the registry ---------------------------------------------------------------------------------------------
+
+NLI_LABELS = ("entailment", "neutral", "contradiction")  # the hub's label order for XNLI, GLUE MNLI, SNLI, ANLI
+PANX_LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+UPOS_LABELS = ("ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM", "PART", "PRON", "PROPN", "PUNCT",
+               "SCONJ", "SYM", "VERB", "X")  # google/xtreme udpos ClassLabel order
+NLI_COLUMNS = {"text_a": "premise", "text_b": "hypothesis", "label": "label"}
+SQUAD_COLUMNS = {"text_a": "question", "text_b": "context", "answers": "answers"}
+PAIRS_COLUMNS = {"text_a": "source_sentence", "text_b": "target_sentence"}
+XTREME = "google/xtreme"
+TEST_ONLY = ("test",)
+
+GLUE_MNLI = HubSource("nyu-mll/glue", "mnli", {"train": "train", "validation": "validation_matched"})
+SNLI = HubSource("stanfordnlp/snli", "plain_text", {"train": "train", "validation": "validation"})
+
+
+def _cosmosqa(row: dict) -> dict:
+    return {**row, "choices": [row["answer0"], row["answer1"], row["answer2"], row["answer3"]]}
+
+
+def _commonsenseqa(row: dict) -> dict:
+    """Choices come as {"label": ["A".."E"], "text": [...]}, the answer as its letter."""
+    choices = row["choices"]
+    letters, texts = list(choices["label"]), list(choices["text"])
+    key = row["answerKey"]
+    return {**row, "choice_texts": texts, "answer_index": letters.index(key) if key in letters else key}
+
+
+for _task in [
+    # -- XTREME target tasks ------------------------------------------------------------------------------------
+    Task("xnli", PAIR, "Cross-lingual NLI (Conneau et al. 2018)", NLI_COLUMNS,
+         HubSource("facebook/xnli", "{language}", {"train": "train", "validation": "validation", "test": "test"}),
+         labels=NLI_LABELS, languages=XNLI_LANGUAGES, splits=("train", "validation", "test"), role="target"),
+    Task("pawsx", PAIR, "PAWS-X paraphrase identification (Yang et al. 2019)",
+         {"text_a": "sentence1", "text_b": "sentence2", "label": "label"},
+         HubSource("google-research-datasets/paws-x", "{language}",
+                   {"train": "train", "validation": "validation", "test": "test"}),
+         labels=("different", "paraphrase"), languages=PAWSX_LANGUAGES, splits=("train", "validation", "test"),
+         role="target"),
+    Task("xquad", QA, "XQuAD extractive QA (Artetxe et al. 2020); trained on SQuAD v1.1", SQUAD_COLUMNS,
+         HubSource("google/xquad", "xquad.{language}", {"test": "validation"}),
+         languages=XQUAD_LANGUAGES, splits=("train", "validation", "test"), metric="(EM+F1)/2", train_task="squad",
+         role="target"),
+    Task("mlqa", QA, "MLQA extractive QA (Lewis et al. 2020); trained on SQuAD v1.1, MLQA's per-language "
+         "normalisation", SQUAD_COLUMNS, HubSource("facebook/mlqa", "mlqa.{language}.{language}", {"test": "test"}),
+         languages=MLQA_LANGUAGES, splits=("train", "validation", "test"), metric="(EM+F1)/2", train_task="squad",
+         qa_normalization="mlqa", role="target"),
+    Task("tydiqa", QA, "TyDiQA-GoldP extractive QA (Clark et al. 2020); trained on its English train split",
+         SQUAD_COLUMNS, HubSource("google-research-datasets/tydiqa", "secondary_task",
+                                  {"train": "train", "validation": "validation", "test": "validation"},
+                                  id_prefix=TYDIQA_LANGUAGES),
+         languages=tuple(TYDIQA_LANGUAGES), splits=("train", "validation", "test"), metric="(EM+F1)/2",
+         role="target", source_note="the hub has no English dev split apart from the evaluation one: early stopping "
+         "uses the English validation rows"),
+    Task("panx", TAGGING, "PAN-X / WikiANN named entities (Pan et al. 2017)", {"tokens": "tokens", "tags": "ner_tags"},
+         HubSource(XTREME, "PAN-X.{language}", {"train": "train", "validation": "validation", "test": "test"}),
+         labels=PANX_LABELS, languages=PANX_LANGUAGES, splits=("train", "validation", "test"), metric="f1",
+         role="target"),
+    Task("udpos", TAGGING, "Universal Dependencies v2.5 part-of-speech tags", {"tokens": "tokens", "tags": "pos_tags"},
+         HubSource(XTREME, "udpos.{language}", {"train": "train", "validation": "validation", "test": "test"},
+                   language_names=UDPOS_LANGUAGES),
+         labels=UPOS_LABELS, languages=tuple(UDPOS_LANGUAGES), splits=("train", "validation", "test"), metric="f1",
+         role="target"),
+    Task("bucc18", RETRIEVAL, "BUCC 2018 bitext mining (margin scoring, F1 at the best threshold)", PAIRS_COLUMNS,
+         HubSource(XTREME, "bucc18.{language}", {"test": "test"}), languages=BUCC_LANGUAGES, splits=TEST_ONLY,
+         metric="f1", role="target", source_note="the hub copy keeps only the gold pairs; the full mining corpora "
+         "load from local files (<task>/test.jsonl sentences + test.pairs.tsv gold pairs)"),
+    Task("tatoeba", RETRIEVAL, "Tatoeba sentence retrieval (nearest neighbour by cosine)", PAIRS_COLUMNS,
+         HubSource(XTREME, "tatoeba.{language}", {"test": "validation"}, language_names=TATOEBA_LANGUAGES),
+         languages=tuple(TATOEBA_LANGUAGES), splits=TEST_ONLY, metric="accuracy", role="target"),
+    # -- English intermediate tasks (Phang et al. 2020) -----------------------------------------------------------
+    Task("anli", PAIR, "ANLI R1–R3 + MNLI + SNLI (the paper's ANLI+)", NLI_COLUMNS,
+         HubSource("facebook/anli", "plain_text",
+                   {"train": "train_r1+train_r2+train_r3", "validation": "dev_r1+dev_r2+dev_r3"}),
+         labels=NLI_LABELS, extra_train=(GLUE_MNLI, SNLI), drop_labels=(-1,)),
+    Task("mnli", PAIR, "MultiNLI (GLUE)", NLI_COLUMNS, GLUE_MNLI, labels=NLI_LABELS),
+    Task("snli", PAIR, "Stanford NLI", NLI_COLUMNS, SNLI, labels=NLI_LABELS, drop_labels=(-1,)),
+    Task("qqp", PAIR, "Quora Question Pairs (GLUE)", {"text_a": "question1", "text_b": "question2", "label": "label"},
+         HubSource("nyu-mll/glue", "qqp", {"train": "train", "validation": "validation"}),
+         labels=("not_duplicate", "duplicate")),
+    Task("sst2", SINGLE, "Stanford Sentiment Treebank (GLUE)", {"text_a": "sentence", "label": "label"},
+         HubSource("nyu-mll/glue", "sst2", {"train": "train", "validation": "validation"}),
+         labels=("negative", "positive")),
+    Task("squad", QA, "SQuAD v1.1", SQUAD_COLUMNS,
+         HubSource("rajpurkar/squad", "plain_text", {"train": "train", "validation": "validation"}),
+         metric="(EM+F1)/2"),
+    Task("squad_v2", QA, "SQuAD v2.0 (unanswerable questions point at <s>)", SQUAD_COLUMNS,
+         HubSource("rajpurkar/squad_v2", "squad_v2", {"train": "train", "validation": "validation"}),
+         metric="(EM+F1)/2"),
+    Task("hellaswag", MULTIPLE_CHOICE, "HellaSwag commonsense sentence completion",
+         {"text_a": "ctx", "choices": "endings", "label": "label"},
+         HubSource("Rowan/hellaswag", None, {"train": "train", "validation": "validation"}),
+         labels=("0", "1", "2", "3")),
+    Task("cosmosqa", MULTIPLE_CHOICE, "Cosmos QA reading comprehension",
+         {"text_a": "context", "text_b": "question", "choices": "choices", "label": "label"},
+         HubSource("allenai/cosmos_qa", None, {"train": "train", "validation": "validation"}),
+         labels=("0", "1", "2", "3"), prepare=_cosmosqa),
+    Task("commonsenseqa", MULTIPLE_CHOICE, "CommonsenseQA",
+         {"text_a": "question", "choices": "choice_texts", "label": "answer_index"},
+         HubSource("tau/commonsense_qa", None, {"train": "train", "validation": "validation"}),
+         labels=("0", "1", "2", "3", "4"), prepare=_commonsenseqa),
+    Task("ccg", TAGGING, "CCGbank supertagging (label set taken from the train split)",
+         {"tokens": "tokens", "tags": "tags"}, None, metric="f1",
+         source_note="CCGbank is LDC-licensed and not on the hub: supply <data>/ccg/{train,validation}.jsonl "
+         "with tokens and tags"),
+]:
+    register(_task)

@@ -22,17 +22,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from . import kinds
 from .data import read_split
 from .errors import ConfigError
 from .fsutil import atomic_dir, dir_fingerprint, fingerprint, read_json, write_json
-from .modeling import EncoderWithHead, load_encoder, new_classifier, resolve_pretrained, save_model_dir
-from .tasks import Task, get_task
+from .kinds import Settings
+from .modeling import MultiTaskModel, build_model, load_encoder, resolve_pretrained, save_model_dir
+from .tasks import BASELINE, Task, condition_tasks, get_task
 
 KEEP_CHECKPOINTS = 2
+SAMPLING = ("proportional", "temperature")
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,12 @@ class TrainConfig:
     patience: int = 3  # dev evaluations without improvement before stopping; 0 = never stop early
     checkpoint_every: int = 500
     seed: int = 1
-    max_train_examples: int = 0  # > 0 subsamples the training split (fast trials)
+    max_train_examples: int = 0  # > 0 subsamples each training split (fast trials)
+    max_eval_examples: int = 0  # > 0 subsamples each dev split (dev evaluation of QA is slow on big splits)
+    doc_stride: int = 128  # QA: overlap in tokens between the windows of a long context
+    max_query_length: int = 64  # QA: questions are cut to this many tokens
+    sampling: str = "proportional"  # multi-task: "proportional" to size, or "temperature" (p ∝ n^(1/T))
+    temperature: float = 2.0
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "TrainConfig":
@@ -71,7 +78,14 @@ class TrainConfig:
             raise ConfigError(f"invalid training parameters: {config}")
         if config.epochs <= 0 and config.max_steps <= 0:
             raise ConfigError("training needs epochs > 0 or max_steps > 0")
+        if config.sampling not in SAMPLING:
+            raise ConfigError(f"training parameter 'sampling' must be one of {', '.join(SAMPLING)}, got {config.sampling!r}")
+        if config.temperature <= 0:
+            raise ConfigError(f"training parameter 'temperature' must be > 0, got {config.temperature}")
         return config
+
+    def settings(self) -> Settings:
+        return Settings(max_length=self.max_length, doc_stride=self.doc_stride, max_query_length=self.max_query_length)
 
 
 def device() -> torch.device:
@@ -82,13 +96,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def encode(df: pd.DataFrame, tokenizer, task: Task, max_length: int) -> tuple[list[list[int]], np.ndarray]:
-    label_ids = {label: i for i, label in enumerate(task.labels)}
-    texts_b = df["text_b"].tolist() if task.is_pair else None
-    enc = tokenizer(df["text_a"].tolist(), texts_b, truncation=True, max_length=max_length)
-    return enc["input_ids"], np.array([label_ids[label] for label in df["label"]], dtype=np.int64)
 
 
 def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
@@ -105,33 +112,24 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def collate(ids: list[list[int]], labels: np.ndarray, index: np.ndarray, pad_id: int, dev: torch.device):
-    """Pad a batch to its own longest sequence (dynamic padding)."""
-    width = max(len(ids[i]) for i in index)
-    input_ids = torch.full((len(index), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(index), width), dtype=torch.long)
-    for row, i in enumerate(index):
-        input_ids[row, :len(ids[i])] = torch.tensor(ids[i])
-        mask[row, :len(ids[i])] = 1
-    y = torch.as_tensor(labels[index])
-    pin = dev.type == "cuda"
-    if pin:
-        input_ids, mask, y = input_ids.pin_memory(), mask.pin_memory(), y.pin_memory()
-    return input_ids.to(dev, non_blocking=pin), mask.to(dev, non_blocking=pin), y.to(dev, non_blocking=pin)
+def task_probabilities(sizes: list[int], sampling: str, temperature: float) -> np.ndarray:
+    """Multi-task sampling: proportional to each task's number of batches, or flattened by a temperature."""
+    sizes_arr = np.asarray(sizes, dtype=np.float64)
+    weights = sizes_arr if sampling == "proportional" else sizes_arr ** (1.0 / temperature)
+    return weights / weights.sum()
 
 
-@torch.no_grad()
-def accuracy(model: EncoderWithHead, ids, labels, pad_id: int, batch_size: int, dev: torch.device) -> float:
+def dev_score(model, data: list[tuple[Task, tuple[str, ...], pd.DataFrame]], tokenizer, settings: Settings,
+              batch_size: int, dev: torch.device) -> dict[str, float]:
+    """Each task's metric on its English dev split (the same decoding as the zero-shot evaluation)."""
     model.eval()
-    correct = 0
-    order = np.argsort([len(x) for x in ids], kind="stable")
-    for start in range(0, len(order), batch_size):
-        x, mask, y = collate(ids, labels, order[start:start + batch_size], pad_id, dev)
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-            logits = model(x, mask)
-        correct += (logits.argmax(-1) == y).sum().item()
+    scores = {}
+    for task, labels, df in data:
+        predictions = kinds.predict(kinds.torch_runner(model, task.name, task.kind, dev), task, labels, df, tokenizer,
+                                    settings, batch_size)
+        scores[task.name] = kinds.score(task, df, predictions, "en")["score"]
     model.train()
-    return correct / len(ids)
+    return scores
 
 
 def _checkpoints(ckpt_dir: Path) -> list[Path]:
@@ -153,21 +151,29 @@ def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, scheduler, stat
         shutil.rmtree(old, ignore_errors=True)
 
 
-def train_classifier(model: EncoderWithHead, tokenizer, task: Task, train_df: pd.DataFrame, dev_df: pd.DataFrame | None,
-                     config: TrainConfig, ckpt_dir: Path, desc: str = "train") -> dict:
-    """Train in place; on return the model holds the best dev weights. Returns training metrics."""
+def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, ...], pd.DataFrame, pd.DataFrame | None]],
+          config: TrainConfig, ckpt_dir: Path, desc: str = "train") -> dict:
+    """Train in place on one task or several (one head each, batches drawn from the tasks by `config.sampling`);
+    on return the model holds the best dev weights (dev score: the mean over tasks). Returns training metrics."""
     dev = device()
     seed_everything(config.seed)
-    if config.max_train_examples and len(train_df) > config.max_train_examples:
-        train_df = train_df.sample(n=config.max_train_examples, random_state=config.seed).reset_index(drop=True)
-    ids, labels = encode(train_df, tokenizer, task, config.max_length)
-    dev_ids, dev_labels = encode(dev_df, tokenizer, task, config.max_length) if dev_df is not None else (None, None)
+    settings = config.settings()
+    train_sets, dev_sets = [], []
+    for task, labels, train_df, dev_df in tasks:
+        if config.max_train_examples and len(train_df) > config.max_train_examples:
+            train_df = train_df.sample(n=config.max_train_examples, random_state=config.seed).reset_index(drop=True)
+        if dev_df is not None and config.max_eval_examples and len(dev_df) > config.max_eval_examples:
+            dev_df = dev_df.sample(n=config.max_eval_examples, random_state=config.seed).reset_index(drop=True)
+        train_sets.append(kinds.encode_train(task, labels, train_df, tokenizer, settings))
+        if dev_df is not None:
+            dev_sets.append((task, labels, dev_df))
     pad_id = tokenizer.pad_token_id
-    lengths = [len(x) for x in ids]
-    micro_per_epoch = math.ceil(len(ids) / config.batch_size)
-    steps_per_epoch = max(1, micro_per_epoch // config.grad_accum)
+    micro_per_epoch = [math.ceil(len(d.inputs) / config.batch_size) for d in train_sets]
+    # An epoch is one pass over every task's data in expectation (exactly, for a single task).
+    steps_per_epoch = max(1, sum(micro_per_epoch) // config.grad_accum)
     total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.epochs * steps_per_epoch)
     eval_every = config.eval_every or steps_per_epoch
+    probabilities = task_probabilities(micro_per_epoch, config.sampling, config.temperature)
 
     model.to(dev).train()
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight")
@@ -181,7 +187,7 @@ def train_classifier(model: EncoderWithHead, tokenizer, task: Task, train_df: pd
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
 
     state = {"step": 0, "best_score": -1.0, "best_step": 0, "bad_evals": 0, "losses": [], "dev_scores": [],
-             "stopped_early": False}
+             "stopped_early": False, "micro_done": [0] * len(train_sets)}
     best_state: dict | None = None
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     existing = _checkpoints(ckpt_dir)
@@ -204,19 +210,24 @@ def train_classifier(model: EncoderWithHead, tokenizer, task: Task, train_df: pd
     seen_tokens = 0
     progress = tqdm(total=total_steps, initial=state["step"], desc=desc, unit="step", dynamic_ncols=True,
                     mininterval=1.0, disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1")
-    batches, batches_epoch = [], -1
+    batches: dict[int, tuple[int, list[np.ndarray]]] = {}  # task index → (epoch, its batches)
     while state["step"] < total_steps and not state["stopped_early"]:
         loss_sum = torch.zeros((), device=dev)
         for accum_index in range(config.grad_accum):
             micro = state["step"] * config.grad_accum + accum_index
-            epoch, position = divmod(micro, micro_per_epoch)
-            if epoch != batches_epoch:
-                batches, batches_epoch = length_grouped_batches(lengths, config.batch_size, config.seed, epoch), epoch
-            x, mask, y = collate(ids, labels, batches[position], pad_id, dev)
-            seen_tokens += sum(lengths[i] for i in batches[position])  # counted on the host: no device sync
+            # The task of each micro-batch is a function of (seed, micro), so a resumed run draws the same sequence.
+            t = 0 if len(train_sets) == 1 else int(np.random.default_rng([config.seed, micro]).choice(len(train_sets), p=probabilities))
+            data = train_sets[t]
+            epoch, position = divmod(state["micro_done"][t], micro_per_epoch[t])
+            if batches.get(t, (None,))[0] != epoch:
+                batches[t] = (epoch, length_grouped_batches(data.lengths, config.batch_size, config.seed, epoch))
+            index = batches[t][1][position]
+            state["micro_done"][t] += 1
+            x, mask, y = kinds.collate(data, index, pad_id, dev)
+            seen_tokens += sum(data.lengths[i] for i in index)  # counted on the host: no device sync
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                logits = model(x, mask)
-            loss = F.cross_entropy(logits.float(), y) / config.grad_accum
+                outputs = model(data.task, x, mask)
+            loss = kinds.loss(data.kind, outputs, y) / config.grad_accum
             loss.backward()
             loss_sum += loss.detach()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
@@ -228,9 +239,10 @@ def train_classifier(model: EncoderWithHead, tokenizer, task: Task, train_df: pd
         progress.update(1)
         progress.set_postfix(loss=f"{state['losses'][-1]:.4f}", refresh=False)
 
-        if dev_ids is not None and (state["step"] % eval_every == 0 or state["step"] == total_steps):
-            score = accuracy(model, dev_ids, dev_labels, pad_id, config.batch_size * 2, dev)
-            state["dev_scores"].append([state["step"], score])
+        if dev_sets and (state["step"] % eval_every == 0 or state["step"] == total_steps):
+            per_task = dev_score(model, dev_sets, tokenizer, settings, config.batch_size * 2, dev)
+            score = float(np.mean(list(per_task.values())))
+            state["dev_scores"].append([state["step"], score, per_task])
             if score > state["best_score"]:
                 state.update(best_score=score, best_step=state["step"], bad_evals=0)
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -238,7 +250,7 @@ def train_classifier(model: EncoderWithHead, tokenizer, task: Task, train_df: pd
                 state["bad_evals"] += 1
                 if config.patience and state["bad_evals"] >= config.patience:
                     state["stopped_early"] = True
-                    tqdm.write(f"[{desc}] early stop at step {state['step']}: dev accuracy has not improved on "
+                    tqdm.write(f"[{desc}] early stop at step {state['step']}: the dev score has not improved on "
                                f"{state['best_score']:.4f} (step {state['best_step']}) for {config.patience} evaluations")
         if state["step"] % config.checkpoint_every == 0 and state["step"] < total_steps and not state["stopped_early"]:
             save_checkpoint(ckpt_dir, state["step"], model, optimizer, scheduler, state, best_state)
@@ -249,8 +261,10 @@ def train_classifier(model: EncoderWithHead, tokenizer, task: Task, train_df: pd
     steps_run = state["step"] - start_step
     return {
         "steps": state["step"], "total_steps": total_steps, "resumed_from_step": start_step,
-        "train_examples": len(ids), "final_loss": state["losses"][-1] if state["losses"] else None,
-        "best_dev_accuracy": state["best_score"] if dev_ids is not None else None, "best_step": state["best_step"],
+        "train_examples": {d.task: len(d.inputs) for d in train_sets},
+        "sampling": {d.task: round(float(p), 6) for d, p in zip(train_sets, probabilities)},
+        "final_loss": state["losses"][-1] if state["losses"] else None,
+        "best_dev_score": state["best_score"] if dev_sets else None, "best_step": state["best_step"],
         "stopped_early": state["stopped_early"], "dev_scores": state["dev_scores"], "losses": state["losses"],
         "train_seconds": round(seconds, 3),
         "samples_per_second": round(steps_run * config.batch_size * config.grad_accum / seconds, 2) if seconds else None,
@@ -263,62 +277,82 @@ def checkpoint_root() -> Path:
     return Path(os.environ.get("XSTILTS_CHECKPOINTS", Path.home() / ".cache" / "xstilts" / "checkpoints"))
 
 
-def finetune(task_name: str, dataset_dir: str | Path, init: str, out_dir: str | Path, config: TrainConfig,
+def dataset_labels(dataset_dir: str | Path, task: Task) -> tuple[str, ...]:
+    """The label set the validate step recorded (open tag sets such as CCG's come from the train split)."""
+    manifest = read_json(Path(dataset_dir) / "manifest.json")
+    if task.name not in manifest["tasks"]:
+        raise ConfigError(f"task {task.name!r} was not part of the validate step (tasks: {', '.join(manifest['tasks'])})")
+    return tuple(manifest["tasks"][task.name]["labels"])
+
+
+def finetune(task_names: list[str], dataset_dir: str | Path, init: str, out_dir: str | Path, config: TrainConfig,
              init_revision: str | None = None, condition: str | None = None) -> dict:
-    """Fine-tune `init` (a pretrained name, `tiny`, or a model directory whose encoder/ is used) on a task's
-    English train split, early-stopping on its validation split; write a model directory to out_dir."""
-    task = get_task(task_name)
-    train_df = read_split(dataset_dir, task.name, "train")
-    dev_df = read_split(dataset_dir, task.name, "validation")
+    """Fine-tune `init` (a pretrained name, `tiny`, or a model directory whose encoder/ is used) on one or more tasks'
+    English train splits (one head each), early-stopping on their validation splits; write a model directory."""
+    tasks = [get_task(name) for name in task_names]
     init_path = Path(init) / "encoder" if (Path(init) / "encoder").is_dir() else None
     encoder, tokenizer = load_encoder(str(init_path) if init_path else init, init_revision)
-    seed_everything(config.seed)  # the new head's initial weights are part of the seeded run
-    model = new_classifier(encoder, len(task.labels))
+    specs = {t.name: {"kind": t.kind, "labels": list(dataset_labels(dataset_dir, t)), "metric": t.metric} for t in tasks}
+    seed_everything(config.seed)  # the new heads' initial weights are part of the seeded run
+    model = build_model(encoder, specs)
+    data = [(t, tuple(specs[t.name]["labels"]), read_split(dataset_dir, t.data_task, "train"),
+             read_split(dataset_dir, t.data_task, "validation")) for t in tasks]
     # The checkpoint key covers everything that changes the result, so a re-run resumes only the same training.
     init_key = dir_fingerprint(init_path) if init_path else [init, init_revision, resolve_pretrained(init)[0] if init == "tiny" else None]
-    key = fingerprint(task.name, dir_fingerprint(Path(dataset_dir) / task.name), init_key, dataclasses.asdict(config))
-    ckpt_dir = checkpoint_root() / f"{task.name}-{key}"
-    metrics = train_classifier(model, tokenizer, task, train_df, dev_df, config, ckpt_dir,
-                               desc=task.name if condition in (None, task.name) else f"{task.name} (after {condition})")
-    head_info = {"task": task.name, "kind": task.kind, "labels": list(task.labels), "metric": task.metric,
-                 "init": init if not init_path else "intermediate model", "condition": condition}
+    name = "+".join(t.name for t in tasks)
+    key = fingerprint(name, [dir_fingerprint(Path(dataset_dir) / t.data_task) for t in tasks], init_key,
+                      dataclasses.asdict(config))
+    ckpt_dir = checkpoint_root() / f"{name}-{key}"
+    metrics = train(model, tokenizer, data, config, ckpt_dir,
+                    desc=name if condition in (None, name) else f"{name} (after {condition})")
+    info = {"condition": condition, "init": init if not init_path else "intermediate model", "heads": specs,
+            "settings": dataclasses.asdict(config.settings())}
     with atomic_dir(out_dir) as tmp:
-        save_model_dir(tmp, model.encoder.cpu(), tokenizer, model.head.cpu(), head_info)
-        write_json(tmp / "training.json", {"task": task.name, "condition": condition, "config": dataclasses.asdict(config),
-                                           **metrics})
+        save_model_dir(tmp, model.encoder.cpu(), tokenizer, model.cpu(), info)
+        write_json(tmp / "training.json", {"tasks": [t.name for t in tasks], "condition": condition,
+                                           "config": dataclasses.asdict(config), **metrics})
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the output is the model now
     return metrics
 
 
-def save_pretrained_as_model(init: str, out_dir: str | Path, init_revision: str | None = None) -> None:
-    """The `none` baseline: the pretrained encoder unchanged, no head."""
-    encoder, tokenizer = load_encoder(init, init_revision)
+def pass_through(init: str, out_dir: str | Path, condition: str, init_revision: str | None = None,
+                 task: str | None = None) -> None:
+    """The `none` baseline (the pretrained encoder unchanged), or a retrieval target (the intermediate encoder,
+    evaluated without training)."""
+    init_path = Path(init) / "encoder" if (Path(init) / "encoder").is_dir() else None
+    encoder, tokenizer = load_encoder(str(init_path) if init_path else init, init_revision)
     with atomic_dir(out_dir) as tmp:
-        save_model_dir(tmp, encoder, tokenizer)
-        write_json(tmp / "training.json", {"task": None, "condition": "none", "init": init, "steps": 0})
-
-
-BASELINE = "none"
+        save_model_dir(tmp, encoder, tokenizer, info={"condition": condition, "heads": {}, "task": task})
+        write_json(tmp / "training.json", {"tasks": [task] if task else [], "condition": condition, "init": init,
+                                           "steps": 0})
 
 
 def intermediate_finetune(condition: str, dataset_dir: str | Path, model_name: str, out_dir: str | Path,
                           config: TrainConfig, model_revision: str | None = None) -> dict:
-    """Step 2: fine-tune the pretrained encoder on an English intermediate task; `none` passes it through."""
-    if condition == BASELINE:
-        save_pretrained_as_model(model_name, out_dir, model_revision)
+    """Step 2: fine-tune the pretrained encoder on an English intermediate task, or several at once (`mnli+squad`:
+    multi-task, shared encoder, one head each); `none` passes the pretrained encoder through."""
+    tasks = condition_tasks(condition)
+    if not tasks:
+        pass_through(model_name, out_dir, BASELINE, model_revision)
         return {"condition": BASELINE, "steps": 0, "skipped": True}
-    return finetune(condition, dataset_dir, model_name, out_dir, config, model_revision, condition=condition)
+    return finetune([t.name for t in tasks], dataset_dir, model_name, out_dir, config, model_revision, condition=condition)
 
 
 def target_finetune(task_name: str, dataset_dir: str | Path, intermediate_model: str | Path, out_dir: str | Path,
                     config: TrainConfig, condition: str | None = None) -> dict:
-    """Step 3: the intermediate model's encoder (its head dropped) fine-tuned on the target task."""
+    """Step 3: the intermediate model's encoder (its heads dropped) fine-tuned on the target task. Retrieval targets
+    are not trained: the intermediate encoder passes through to evaluation."""
     if not (Path(intermediate_model) / "encoder" / "config.json").exists():
         raise ConfigError(f"{intermediate_model} is not a model directory (no encoder/config.json)")
     if condition is None:
         condition = (read_json(Path(intermediate_model) / "training.json").get("condition")
                      if (Path(intermediate_model) / "training.json").exists() else None)
-    return finetune(task_name, dataset_dir, str(intermediate_model), out_dir, config, condition=condition)
+    task = get_task(task_name)
+    if not task.trains:
+        pass_through(str(intermediate_model), out_dir, condition, task=task.name)
+        return {"task": task.name, "condition": condition, "steps": 0, "skipped": True}
+    return {"task": task.name, "condition": condition,
+            **finetune([task_name], dataset_dir, str(intermediate_model), out_dir, config, condition=condition)}
 
 
 def scalar_metrics(result: dict) -> dict[str, float]:

@@ -13,11 +13,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import HUB_PREFIX, SOURCE_ROW, load_split
+from .data import CHECK_PREFIX, HUB_PREFIX, OK, SIDES, SOURCE_ROW, canonical_columns, load_split
 from .errors import ConfigError, DataValidationError
 from .fsutil import atomic_dir, atomic_write_text, write_json
 from .render import esc, html_page, html_table, markdown_table
-from .tasks import Task, check_languages, get_task
+from .tasks import (MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, Task, all_tasks, condition_tasks, get_task,
+                    languages_for)
 
 MAX_EXAMPLES = 5
 
@@ -42,22 +43,27 @@ class ExpectationOutcome:
         return f"{head}: {self.unexpected_count} of {self.element_count} rows failed" + (f" — e.g. {examples}" if examples else "")
 
 
-def build_suite(task: Task, languages: tuple[str, ...]):
-    """The expectations a canonical split must meet, derived from the task's declaration."""
+def build_suite(task: Task, languages: tuple[str, ...], labels: tuple[str, ...], columns: list[str]):
+    """The expectations a canonical split must meet, derived from the task's kind and declaration."""
     import great_expectations.expectations as gxe  # 3 s import: keep it off the CLI's start-up path
 
-    expectations = [gxe.ExpectColumnToExist(column=c) for c in ("id", "language", "text_a", "label")]
-    text_columns = ["text_a", "text_b"] if task.is_pair else ["text_a"]
-    if task.is_pair:
-        expectations.append(gxe.ExpectColumnToExist(column="text_b"))
+    expectations = [gxe.ExpectColumnToExist(column=c) for c in canonical_columns(task.kind)]
+    text_columns = {PAIR: ["text_a", "text_b"], SINGLE: ["text_a"], MULTIPLE_CHOICE: ["text_a"], QA: ["text_a", "text_b"],
+                    RETRIEVAL: ["text_a"], TAGGING: []}[task.kind]
     for col in text_columns:
         expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=col))
         expectations.append(gxe.ExpectColumnValueLengthsToBeBetween(column=col, min_value=1, max_value=task.max_text_chars))
+    if task.kind in (PAIR, SINGLE, MULTIPLE_CHOICE):
+        expectations += [gxe.ExpectColumnValuesToNotBeNull(column="label"),
+                         gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels))]
+    if task.kind == RETRIEVAL:
+        expectations.append(gxe.ExpectColumnValuesToBeInSet(column="side", value_set=list(SIDES)))
+    # Cross-field checks computed while loading (answer inside its context, one tag per token, ...): "ok" or why not.
+    expectations += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[OK]) for c in columns if c.startswith(CHECK_PREFIX)]
     expectations += [
-        gxe.ExpectColumnValuesToNotBeNull(column="label"),
-        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(task.labels)),
         gxe.ExpectColumnValuesToBeInSet(column="language", value_set=list(languages)),
-        gxe.ExpectColumnValuesToBeUnique(column="id"),
+        # Ids are unique within a language (XQuAD and MLQA reuse one question id across its translations).
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["language", "id"]),
     ]
     return expectations
 
@@ -74,22 +80,25 @@ def ephemeral_context():
     return context
 
 
-def run_suite(context, df: pd.DataFrame, task: Task, split: str, languages: tuple[str, ...]) -> list[ExpectationOutcome]:
+def run_suite(context, df: pd.DataFrame, task: Task, split: str, languages: tuple[str, ...],
+              labels: tuple[str, ...]) -> list[ExpectationOutcome]:
     import great_expectations as gx
 
     batch_definition = (context.data_sources.get("xstilts")
                         .add_dataframe_asset(f"{task.name}-{split}")
                         .add_batch_definition_whole_dataframe("all-rows"))
-    suite = context.suites.add(gx.ExpectationSuite(name=f"{task.name}-{split}", expectations=build_suite(task, languages)))
+    suite = context.suites.add(gx.ExpectationSuite(name=f"{task.name}-{split}", expectations=build_suite(task, languages, labels, list(df.columns))))
     batch = batch_definition.get_batch(batch_parameters={"dataframe": df})
     result = batch.validate(suite, result_format={"result_format": "COMPLETE"})
     outcomes = []
     for r in result.results:
         cfg = r.expectation_config
-        column = cfg.kwargs.get("column", "")
+        column = cfg.kwargs.get("column") or "+".join(cfg.kwargs.get("column_list", []))
         indices = r.result.get("unexpected_index_list") or []
-        examples = [{"row": int(df.at[i, SOURCE_ROW]), "id": str(df.at[i, "id"]), "value": _plain(df.at[i, column])}
-                    for i in indices[:MAX_EXAMPLES] if column in df]
+        columns = cfg.kwargs.get("column_list") or [column]
+        examples = [{"row": int(df.at[i, SOURCE_ROW]), "id": str(df.at[i, "id"]),
+                     "value": "/".join(str(_plain(df.at[i, c])) for c in columns) if len(columns) > 1 else _plain(df.at[i, column])}
+                    for i in indices[:MAX_EXAMPLES] if all(c in df for c in columns)]
         outcomes.append(ExpectationOutcome(task.name, split, df.attrs.get("source", ""), cfg.type, column, bool(r.success),
                                            int(r.result.get("unexpected_count") or 0),
                                            int(r.result.get("element_count") or len(df)), examples))
@@ -97,32 +106,68 @@ def run_suite(context, df: pd.DataFrame, task: Task, split: str, languages: tupl
 
 
 def _plain(value):
+    if hasattr(value, "tolist"):
+        value = value.tolist()
     return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
 
 
-def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report_html: str | Path,
-                   report_md: str | Path, languages: list[str] | None = None, hf_revision: str | None = None) -> dict:
-    """Load and validate every split of every task; write canonical Parquet tables under out_dir/<task>/.
+def _plan(targets: list[Task], intermediates: list[Task], languages) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Task name → (splits to load, evaluation languages). A target trained on another task's data (XQuAD on SQuAD)
+    brings that task's train/validation splits along."""
+    plan: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+    eval_languages = languages_for(targets, languages) if targets else {}
+    for task in targets:
+        plan[task.name] = (task.own_splits(), eval_languages[task.name])
+        if task.train_task:
+            plan.setdefault(task.train_task, (get_task(task.train_task).splits, ("en",)))
+    for task in intermediates:
+        if task.name not in plan:
+            plan[task.name] = (tuple(s for s in task.splits if s != "test"), (task.train_language,))
+    return plan
 
-    `languages` restricts the evaluation languages of tasks that have a test split.
-    Returns the summary written to out_dir/manifest.json. Raises DataValidationError on failure — after writing
-    both reports, so the failing run still shows what was wrong.
+
+def _labels(task: Task, tables: dict[tuple[str, str], pd.DataFrame]) -> tuple[str, ...]:
+    """The declared label set, or for open tag sets (CCG) the train split's tags in sorted order."""
+    if task.labels or task.kind not in (TAGGING,):
+        return task.labels
+    train = tables.get((task.name, "train"))
+    if train is None:
+        raise ConfigError(f"task {task.name!r} takes its label set from its train split, which was not loaded")
+    return tuple(sorted({tag for tags in train["tags"] for tag in tags}))
+
+
+def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report_html: str | Path,
+                   report_md: str | Path, languages: list[str] | None = None, hf_revision: str | None = None,
+                   intermediates: list[str] | None = None, task_data: dict[str, str] | None = None) -> dict:
+    """Load and validate the splits of the target tasks `task_names` (and of `intermediates`); write canonical
+    Parquet tables under out_dir/<task>/ and out_dir/manifest.json.
+
+    `languages` restricts the evaluation languages (each target keeps the ones it has); `task_data` gives some
+    tasks another data root than `data` (e.g. licensed CCGbank files next to hub data).
+    Returns the manifest. Raises DataValidationError on failure — after writing both reports, so the failing run
+    still shows what was wrong.
     """
-    tasks = [get_task(name) for name in dict.fromkeys(task_names)]  # de-duplicated, order kept
+    targets = [get_task(name) for name in dict.fromkeys(task_names)]  # de-duplicated, order kept
+    inter = [get_task(name) for name in dict.fromkeys(intermediates or [])]
+    plan = _plan(targets, inter, languages)
     tables: dict[tuple[str, str], pd.DataFrame] = {}
     outcomes: list[ExpectationOutcome] = []
     context = ephemeral_context()
-    manifest = {"source": data, "hf_revision": hf_revision, "tasks": {}}
-    for task in tasks:
-        eval_languages = check_languages(task, languages) if "test" in task.splits else task.languages
-        manifest["tasks"][task.name] = {"kind": task.kind, "labels": list(task.labels), "metric": task.metric,
-                                        "languages": list(eval_languages), "splits": {}}
-        for split in task.splits:
-            split_langs = task.split_languages(split, eval_languages)
-            df = load_split(task, split, data, split_langs, hf_revision)
-            outcomes += run_suite(context, df, task, split, split_langs)
-            tables[(task.name, split)] = df
-            manifest["tasks"][task.name]["splits"][split] = {
+    manifest = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
+                "targets": [t.name for t in targets], "tasks": {}}
+    for name, (splits, eval_languages) in plan.items():
+        task = get_task(name)
+        for split in splits:
+            root = default_source((task_data or {}).get(name, data))
+            tables[(name, split)] = load_split(task, split, root, task.split_languages(split, eval_languages), hf_revision)
+        labels = _labels(task, tables)
+        manifest["tasks"][name] = {"kind": task.kind, "labels": list(labels), "metric": task.metric,
+                                   "languages": list(eval_languages), "train_task": task.data_task,
+                                   "role": "target" if task in targets else "intermediate", "splits": {}}
+        for split in splits:
+            df = tables[(name, split)]
+            outcomes += run_suite(context, df, task, split, task.split_languages(split, eval_languages), labels)
+            manifest["tasks"][name]["splits"][split] = {
                 "rows": len(df), "rows_per_language": {k: int(v) for k, v in df["language"].value_counts().sort_index().items()}}
     failed = [o for o in outcomes if not o.success]
     manifest["expectations"] = {"evaluated": len(outcomes), "failed": len(failed)}
@@ -133,7 +178,8 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
     with atomic_dir(out_dir) as tmp:
         for (task_name, split), df in tables.items():
             (tmp / task_name).mkdir(exist_ok=True)
-            df.drop(columns=[SOURCE_ROW]).to_parquet(tmp / task_name / f"{split}.parquet", index=False)
+            keep = [c for c in df.columns if c != SOURCE_ROW and not c.startswith(CHECK_PREFIX)]
+            df[keep].to_parquet(tmp / task_name / f"{split}.parquet", index=False)
         write_json(tmp / "manifest.json", manifest)
     return manifest
 
@@ -167,11 +213,22 @@ def default_source(data: str) -> str:
     return HUB_PREFIX if data in ("hf", "hub", HUB_PREFIX) else data
 
 
-def validate_experiment(target_task: str, conditions: list[str], data: str, out_dir: str | Path, report_html: str | Path,
-                        report_md: str | Path, languages: list[str] | None = None, hf_revision: str | None = None) -> dict:
-    """Step 1: validate the target task and every intermediate task of the experiment's conditions."""
-    repeated = sorted({c for c in conditions if conditions.count(c) > 1})
-    if repeated:  # two branches would train the same model into the same checkpoint directory
-        raise ConfigError(f"conditions list {', '.join(repeated)} more than once: {conditions}")
-    tasks = [target_task] + [c for c in conditions if c != "none"]
-    return validate_tasks(tasks, default_source(data), out_dir, report_html, report_md, languages, hf_revision)
+def validate_experiment(target_tasks: list[str] | str, conditions: list[str], data: str, out_dir: str | Path,
+                        report_html: str | Path, report_md: str | Path, languages: list[str] | None = None,
+                        hf_revision: str | None = None, task_data: dict[str, str] | None = None) -> dict:
+    """Step 1: validate every target task and every intermediate task of the experiment's conditions."""
+    targets = [target_tasks] if isinstance(target_tasks, str) else list(target_tasks)
+    for what, values in (("conditions", conditions), ("target_tasks", targets)):
+        repeated = sorted({c for c in values if values.count(c) > 1})
+        if repeated:  # two branches would train the same model into the same checkpoint directory
+            raise ConfigError(f"{what} list {', '.join(repeated)} more than once: {values}")
+        if not values:
+            raise ConfigError(f"{what} is empty: give at least one")
+    not_targets = [t for t in targets if get_task(t).role != "target"]
+    if not_targets:
+        raise ConfigError(f"{', '.join(not_targets)} {'is' if len(not_targets) == 1 else 'are'} not a cross-lingual "
+                          f"target task; targets: {', '.join(t.name for t in all_tasks() if t.role == 'target')}")
+    intermediates = [t.name for c in conditions for t in condition_tasks(c)]
+    manifest = validate_tasks(targets, default_source(data), out_dir, report_html, report_md, languages, hf_revision,
+                              intermediates=intermediates, task_data=task_data)
+    return manifest

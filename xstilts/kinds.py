@@ -1,0 +1,239 @@
+"""What each task kind means for inputs, targets, loss, model outputs, predictions and scores.
+
+Training, dev evaluation (PyTorch) and zero-shot evaluation (onnxruntime) share this code: predictions take a
+`run(inputs) -> outputs` function over numpy arrays, so the same decoding runs on either backend.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from . import metrics
+from .qa import qa_features, qa_predict
+from .tagging import IGNORE_INDEX, tag_decode, tag_features
+from .tasks import MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, Task
+
+Runner = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+
+# ONNX/runner output names per kind; per-token outputs have a sequence axis after the batch axis.
+OUTPUTS = {PAIR: ("logits",), SINGLE: ("logits",), MULTIPLE_CHOICE: ("logits",), QA: ("start_logits", "end_logits"),
+           TAGGING: ("logits",), RETRIEVAL: ("embeddings",)}
+PER_TOKEN = {QA: True, TAGGING: True}
+
+
+@dataclass
+class Settings:
+    """Tokenisation settings shared by training and evaluation (evaluation reads them from the exported model)."""
+
+    max_length: int = 128
+    doc_stride: int = 128  # QA: tokens of overlap between windows of a long context
+    max_query_length: int = 64
+    max_answer_length: int = 30
+
+
+# ---- inputs ---------------------------------------------------------------------------------------------------
+
+def choice_pairs(df: pd.DataFrame) -> tuple[list[str], list[str], int]:
+    """Multiple choice: (context, [question] choice) pairs, flattened example-major; returns firsts, seconds, k."""
+    firsts, seconds = [], []
+    k = len(df["choices"].iloc[0])
+    for context, question, choices in zip(df["text_a"], df["text_b"], df["choices"]):
+        for choice in choices:
+            firsts.append(context)
+            seconds.append(f"{question} {choice}" if isinstance(question, str) and question else choice)
+    return firsts, seconds, k
+
+
+def _answers(df: pd.DataFrame) -> list[list[dict]]:
+    return [[{"text": t, "answer_start": int(s)} for t, s in zip(texts, starts)]
+            for texts, starts in zip(df["answer_texts"], df["answer_starts"])]
+
+
+@dataclass
+class TrainData:
+    """Encoded training (or dev) examples of one task: model inputs, targets and lengths for batching."""
+
+    task: str
+    kind: str
+    labels: tuple[str, ...]
+    inputs: list  # per example: token ids, or (multiple choice) a list of token-id lists
+    targets: list  # per example: a label index, (start, end), or per-token label ids
+    lengths: list[int]
+
+
+def encode_train(task: Task, labels: tuple[str, ...], df: pd.DataFrame, tokenizer, settings: Settings) -> TrainData:
+    kind = task.kind
+    label_ids = {label: i for i, label in enumerate(labels)}
+    if kind in (PAIR, SINGLE):
+        enc = tokenizer(df["text_a"].tolist(), df["text_b"].tolist() if kind == PAIR else None, truncation=True,
+                        max_length=settings.max_length)["input_ids"]
+        targets = [label_ids[label] for label in df["label"]]
+    elif kind == MULTIPLE_CHOICE:
+        firsts, seconds, k = choice_pairs(df)
+        flat = tokenizer(firsts, seconds, truncation=True, max_length=settings.max_length)["input_ids"]
+        enc = [flat[i * k:(i + 1) * k] for i in range(len(df))]
+        targets = [label_ids[label] for label in df["label"]]
+    elif kind == QA:
+        feats = qa_features(tokenizer, df["text_a"].tolist(), df["text_b"].tolist(), _answers(df), settings.max_length,
+                            settings.doc_stride, settings.max_query_length)
+        enc = feats.input_ids
+        targets = list(zip(feats.start_positions.tolist(), feats.end_positions.tolist()))
+    elif kind == TAGGING:
+        feats = tag_features(tokenizer, [list(t) for t in df["tokens"]], [list(t) for t in df["tags"]], labels,
+                             settings.max_length)
+        enc, targets = feats.input_ids, feats.label_ids
+    else:
+        raise ValueError(f"tasks of kind {kind!r} are not trained")
+    lengths = [max(len(x) for x in ids) if kind == MULTIPLE_CHOICE else len(ids) for ids in enc]
+    return TrainData(task.name, kind, labels, enc, targets, lengths)
+
+
+def _pad(seqs: list[list[int]], width: int, value: int) -> np.ndarray:
+    out = np.full((len(seqs), width), value, dtype=np.int64)
+    for row, ids in enumerate(seqs):
+        out[row, :len(ids)] = ids
+    return out
+
+
+def collate(data: TrainData, index: np.ndarray, pad_id: int, dev: torch.device):
+    """Pad a batch to its own longest sequence (dynamic padding); returns (input_ids, attention_mask, targets)."""
+    width = max(data.lengths[i] for i in index)
+    if data.kind == MULTIPLE_CHOICE:
+        ids = np.stack([_pad(data.inputs[i], width, pad_id) for i in index])
+    else:
+        ids = _pad([data.inputs[i] for i in index], width, pad_id)
+    mask = (ids != pad_id).astype(np.int64)
+    if data.kind == TAGGING:
+        y = _pad([data.targets[i] for i in index], width, IGNORE_INDEX)
+    else:
+        y = np.asarray([data.targets[i] for i in index], dtype=np.int64)
+    tensors = [torch.from_numpy(a) for a in (ids, mask, y)]
+    pin = dev.type == "cuda"
+    if pin:
+        tensors = [t.pin_memory() for t in tensors]
+    return tuple(t.to(dev, non_blocking=pin) for t in tensors)
+
+
+def loss(kind: str, outputs, y: torch.Tensor) -> torch.Tensor:
+    if kind == QA:
+        start, end = outputs
+        return (F.cross_entropy(start.float(), y[:, 0]) + F.cross_entropy(end.float(), y[:, 1])) / 2
+    if kind == TAGGING:
+        return F.cross_entropy(outputs.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(outputs.float(), y)
+
+
+# ---- prediction (PyTorch or onnxruntime) -----------------------------------------------------------------------
+
+def torch_runner(model, task: str, kind: str, dev: torch.device) -> Runner:
+    """A Runner over a MultiTaskModel's head for `task` (or a MeanPooledEncoder when task is None)."""
+
+    @torch.no_grad()
+    def run(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ids = torch.from_numpy(inputs["input_ids"]).to(dev)
+        mask = torch.from_numpy(inputs["attention_mask"]).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            out = model(ids, mask) if task is None else model(task, ids, mask)
+        out = out if isinstance(out, tuple) else (out,)
+        return {name: o.float().cpu().numpy() for name, o in zip(OUTPUTS[kind], out)}
+
+    return run
+
+
+def run_batched(run: Runner, kind: str, sequences: list, pad_id: int, batch_size: int) -> dict[str, np.ndarray]:
+    """Run over length-sorted batches (little padding); outputs in input order, per-token outputs padded to the
+    longest sequence."""
+    grouped = kind == MULTIPLE_CHOICE
+    lengths = [max(len(s) for s in seq) if grouped else len(seq) for seq in sequences]
+    order = np.argsort(lengths, kind="stable")
+    width_all = max(lengths) if lengths else 0
+    results: dict[str, np.ndarray] = {}
+    for start in range(0, len(order), batch_size):
+        index = order[start:start + batch_size]
+        width = max(lengths[i] for i in index)
+        if grouped:
+            ids = np.stack([_pad(sequences[i], width, pad_id) for i in index])
+        else:
+            ids = _pad([sequences[i] for i in index], width, pad_id)
+        out = run({"input_ids": ids, "attention_mask": (ids != pad_id).astype(np.int64)})
+        for name, values in out.items():
+            if name not in results:
+                shape = (len(sequences), width_all, *values.shape[2:]) if PER_TOKEN.get(kind) else (len(sequences), *values.shape[1:])
+                results[name] = np.full(shape, -1e4 if PER_TOKEN.get(kind) else 0.0, dtype=np.float32)
+            if PER_TOKEN.get(kind):
+                results[name][index, :width] = values
+            else:
+                results[name][index] = values
+    return results
+
+
+def predict(run: Runner, task: Task, labels: tuple[str, ...], df: pd.DataFrame, tokenizer, settings: Settings,
+            batch_size: int) -> list:
+    """Predictions for each row: a label name, an answer text, or a tag list (retrieval: use `embed`)."""
+    kind, pad = task.kind, tokenizer.pad_token_id
+    if kind in (PAIR, SINGLE):
+        ids = tokenizer(df["text_a"].tolist(), df["text_b"].tolist() if kind == PAIR else None, truncation=True,
+                        max_length=settings.max_length)["input_ids"]
+        logits = run_batched(run, kind, ids, pad, batch_size)["logits"]
+        return [labels[i] for i in logits.argmax(-1)]
+    if kind == MULTIPLE_CHOICE:
+        firsts, seconds, k = choice_pairs(df)
+        flat = tokenizer(firsts, seconds, truncation=True, max_length=settings.max_length)["input_ids"]
+        logits = run_batched(run, kind, [flat[i * k:(i + 1) * k] for i in range(len(df))], pad, batch_size)["logits"]
+        return [labels[i] for i in logits.argmax(-1)]
+    if kind == QA:
+        contexts = df["text_b"].tolist()
+        feats = qa_features(tokenizer, df["text_a"].tolist(), contexts, None, settings.max_length, settings.doc_stride,
+                            settings.max_query_length)
+        out = run_batched(run, kind, feats.input_ids, pad, batch_size)
+        return qa_predict(feats, out["start_logits"], out["end_logits"], contexts,
+                          max_answer_length=settings.max_answer_length)
+    if kind == TAGGING:
+        feats = tag_features(tokenizer, [list(t) for t in df["tokens"]], None, labels, settings.max_length)
+        logits = run_batched(run, kind, feats.input_ids, pad, batch_size)["logits"]
+        return tag_decode(feats, logits, labels, fill_label="O" if "O" in labels else labels[0])
+    raise ValueError(f"tasks of kind {kind!r} have no label predictions")
+
+
+def embed(run: Runner, texts: list[str], tokenizer, settings: Settings, batch_size: int) -> np.ndarray:
+    ids = tokenizer(texts, truncation=True, max_length=settings.max_length)["input_ids"]
+    return run_batched(run, RETRIEVAL, ids, tokenizer.pad_token_id, batch_size)["embeddings"]
+
+
+# ---- scores --------------------------------------------------------------------------------------------------
+
+def score(task: Task, df: pd.DataFrame, predictions: list, language: str) -> dict:
+    """The task's metric on one language's rows: {"score": main value, ...the parts}. Fractions in [0, 1]."""
+    if task.kind in (PAIR, SINGLE, MULTIPLE_CHOICE):
+        return {"score": float(np.mean([p == g for p, g in zip(predictions, df["label"])]))}
+    if task.kind == QA:
+        ids = df["id"].tolist()
+        refs = {i: list(texts) for i, texts in zip(ids, df["answer_texts"])}
+        result = metrics.qa_scores(dict(zip(ids, predictions)), refs, language, task.qa_normalization)
+        return {"score": result["score"], "exact_match": result["exact_match"], "f1": result["f1"]}
+    if task.kind == TAGGING:
+        return {"score": metrics.tagging_f1([list(t) for t in df["tags"]], predictions)}
+    raise ValueError(f"use retrieval_score for {task.name!r}")
+
+
+def retrieval_score(task: Task, df: pd.DataFrame, embeddings: np.ndarray) -> dict:
+    """BUCC-style mining F1 (metric f1) or Tatoeba-style top-1 accuracy (metric accuracy) for one language."""
+    source = (df["side"] == "source").to_numpy()
+    src_ids, trg_ids = df["id"][source].tolist(), df["id"][~source].tolist()
+    src_emb, trg_emb = embeddings[source], embeddings[~source]
+    gold = [(s, t) for s, t in zip(src_ids, df["label"][source]) if isinstance(t, str)]
+    if task.metric == "f1":
+        result = metrics.bucc_f1(src_emb, trg_emb, src_ids, trg_ids, gold)
+        return {"score": result["f1"], "precision": result["precision"], "recall": result["recall"],
+                "threshold": result["threshold"]}
+    # Every source has one gold target: row i of the reordered targets is source i's partner.
+    position = {t: i for i, t in enumerate(trg_ids)}
+    paired = [(i, position[t]) for i, (_, t) in enumerate(zip(src_ids, df["label"][source])) if isinstance(t, str)]
+    rows, cols = zip(*paired)
+    return {"score": metrics.tatoeba_accuracy(src_emb[list(rows)], trg_emb[list(cols)])}
