@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 XSTILTS := $(VENV)/bin/xstilts
 # torch==2.13.0 comes from the machine's local CPU wheel when there is one (no multi-GB CUDA download).
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
-SAMPLE := data/sample/xnli/train.jsonl
+SAMPLE := data/sample/bucc18/test.pairs.tsv
 
 .PHONY: run test install install-dev data compile measure clean help
 
@@ -33,7 +33,7 @@ install-dev: $(VENV)/.installed-dev
 
 # data/ is tracked by DVC (data.dvc); the bundled sample is generated deterministically, so a clone without a
 # DVC remote rebuilds exactly the tracked version (tests/test_dvc.py checks it against data.dvc).
-$(SAMPLE): | $(VENV)/.installed
+$(SAMPLE): xstilts/sample_data.py | $(VENV)/.installed
 	$(XSTILTS) sample-data --out data/sample
 
 data: $(SAMPLE)

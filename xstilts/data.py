@@ -296,7 +296,7 @@ def _read_mining_split(path: Path, task: Task, split: str) -> pd.DataFrame:
         for field in ("id", "language", "side"):
             if not isinstance(row[field], str):
                 raise DataError(f"{where}: field {field!r} must be a string, got {row[field]!r}")
-        ids[row["id"]] = (row["side"], row["language"])
+        ids.setdefault(row["id"], {})[row["language"]] = row["side"]  # BUCC numbers ids per language pair (en-000001)
         out.append({"id": row["id"], "language": row["language"], "text_a": _text(row["sentence"], where, "sentence"),
                     "side": row["side"], "label": None, SOURCE_ROW: i})
     partner = {}
@@ -307,20 +307,23 @@ def _read_mining_split(path: Path, task: Task, split: str) -> pd.DataFrame:
         if len(parts) != 2:
             raise DataError(f"{pairs_path}:{line_no}: expected `source_id<TAB>target_id`, got {line!r}")
         src, trg = parts
+        langs = {}
         for pair_id, side in ((src, "source"), (trg, "target")):
             if pair_id not in ids:
                 raise DataError(f"{pairs_path}:{line_no}: {side} id {pair_id!r} is not in {path}")
-            if ids[pair_id][0] != side:
-                raise DataError(f"{pairs_path}:{line_no}: id {pair_id!r} is a {ids[pair_id][0]} sentence, "
-                                f"expected a {side} sentence")
-        if ids[src][1] != ids[trg][1]:
-            raise DataError(f"{pairs_path}:{line_no}: {src!r} ({ids[src][1]}) and {trg!r} ({ids[trg][1]}) belong to "
-                            f"different language pairs")
-        partner[src] = trg
+            langs[side] = {lang for lang, s in ids[pair_id].items() if s == side}
+            if not langs[side]:
+                raise DataError(f"{pairs_path}:{line_no}: id {pair_id!r} is a {next(iter(ids[pair_id].values()))} "
+                                f"sentence, expected a {side} sentence")
+        if not langs["source"] & langs["target"]:
+            raise DataError(f"{pairs_path}:{line_no}: {src!r} ({', '.join(sorted(langs['source']))}) and {trg!r} "
+                            f"({', '.join(sorted(langs['target']))}) belong to different language pairs")
+        for lang in langs["source"] & langs["target"]:
+            partner[(lang, src)] = trg
     if not partner:
         raise DataError(f"{pairs_path}: no gold pairs")
     for row in out:
-        row["label"] = partner.get(row["id"])
+        row["label"] = partner.get((row["language"], row["id"]))
     df = pd.DataFrame(out)
     df[CHECK_PREFIX + "pair"] = OK
     df.attrs["source"] = str(path)

@@ -47,6 +47,7 @@ UDPOS_LANGUAGES = {"af": "Afrikaans", "ar": "Arabic", "bg": "Bulgarian", "de": "
                    "ru": "Russian", "ta": "Tamil", "te": "Telugu", "th": "Thai", "tl": "Tagalog", "tr": "Turkish",
                    "ur": "Urdu", "vi": "Vietnamese", "yo": "Yoruba", "zh": "Chinese"}  # google/xtreme udpos.<Name>
 BUCC_LANGUAGES = ("de", "fr", "ru", "zh")
+XCOPA_LANGUAGES = ("et", "ht", "id", "it", "qu", "sw", "ta", "th", "tr", "vi", "zh")
 TATOEBA_LANGUAGES = {"af": "afr", "ar": "ara", "bg": "bul", "bn": "ben", "de": "deu", "el": "ell", "es": "spa",
                      "et": "est", "eu": "eus", "fa": "pes", "fi": "fin", "fr": "fra", "he": "heb", "hi": "hin",
                      "hu": "hun", "id": "ind", "it": "ita", "ja": "jpn", "jv": "jav", "ka": "kat", "kk": "kaz",
@@ -241,6 +242,18 @@ def _commonsenseqa(row: dict) -> dict:
     return {**row, "choice_texts": texts, "answer_index": letters.index(key) if key in letters else key}
 
 
+COPA_QUESTIONS = {"cause": "What was the cause?", "effect": "What happened as a result?"}
+
+
+def _copa(row: dict) -> dict:
+    """COPA/XCOPA: two alternatives; the question (cause/effect) becomes a phrase the encoder reads with each."""
+    return {**row, "choices": [row["choice1"], row["choice2"]],
+            "question_text": COPA_QUESTIONS.get(row["question"], row["question"])}
+
+
+COPA_COLUMNS = {"text_a": "premise", "text_b": "question_text", "choices": "choices", "label": "label"}
+
+
 for _task in [
     # -- XTREME target tasks ------------------------------------------------------------------------------------
     Task("xnli", PAIR, "Cross-lingual NLI (Conneau et al. 2018)", NLI_COLUMNS,
@@ -283,6 +296,11 @@ for _task in [
     Task("tatoeba", RETRIEVAL, "Tatoeba sentence retrieval (nearest neighbour by cosine)", PAIRS_COLUMNS,
          HubSource(XTREME, "tatoeba.{language}", {"test": "validation"}, language_names=TATOEBA_LANGUAGES),
          languages=tuple(TATOEBA_LANGUAGES), splits=TEST_ONLY, metric="accuracy", role="target"),
+    # XTREME-R's multiple-choice target (secondary here: not one of the paper's nine).
+    Task("xcopa", MULTIPLE_CHOICE, "XCOPA causal commonsense reasoning (Ponti et al. 2020, XTREME-R); trained on COPA",
+         COPA_COLUMNS, HubSource("cambridgeltl/xcopa", "{language}", {"test": "test"}), labels=("0", "1"),
+         languages=XCOPA_LANGUAGES, splits=("train", "validation", "test"), train_task="copa", prepare=_copa,
+         role="target"),
     # -- English intermediate tasks (Phang et al. 2020) -----------------------------------------------------------
     Task("anli", PAIR, "ANLI R1–R3 + MNLI + SNLI (the paper's ANLI+)", NLI_COLUMNS,
          HubSource("facebook/anli", "plain_text",
@@ -314,6 +332,9 @@ for _task in [
          {"text_a": "question", "choices": "choice_texts", "label": "answer_index"},
          HubSource("tau/commonsense_qa", None, {"train": "train", "validation": "validation"}),
          labels=("0", "1", "2", "3", "4"), prepare=_commonsenseqa),
+    Task("copa", MULTIPLE_CHOICE, "COPA (SuperGLUE), the English training data of XCOPA", COPA_COLUMNS,
+         HubSource("aps/super_glue", "copa", {"train": "train", "validation": "validation"}), labels=("0", "1"),
+         prepare=_copa, drop_labels=(-1,)),
     Task("ccg", TAGGING, "CCGbank supertagging (label set taken from the train split)",
          {"tokens": "tokens", "tags": "tags"}, None, metric="f1",
          source_note="CCGbank is LDC-licensed and not on the hub: supply <data>/ccg/{train,validation}.jsonl "
