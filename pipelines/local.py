@@ -1,5 +1,6 @@
 """Run the compiled-for-Kubeflow pipeline on this machine with kfp.local (SubprocessRunner, no containers)."""
 
+import builtins
 import os
 import warnings
 from pathlib import Path
@@ -37,6 +38,7 @@ def run_local(params: dict, workdir: Path) -> Path:
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLEL_BRANCHES)))
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"),
                raise_on_error=True)
+    original_print = builtins.print
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")  # our image is a Python image
         # GPU, resource and kfp-kubernetes settings are for the cluster; kfp.local says so once per task.
@@ -45,6 +47,10 @@ def run_local(params: dict, workdir: Path) -> Path:
             run = build_pipeline()(**params)
         except RuntimeError as e:
             raise PipelineFailed(f"the local pipeline failed: {e}. The failing step's log is printed above.") from None
+        finally:
+            # kfp.local indents subprocess output by swapping builtins.print per task; parallel tasks can restore
+            # each other's swapped function, leaving later output indented. Put the real one back.
+            builtins.print = original_print
     report_dir = Path(run.outputs["summary"].path)
     latest = workdir / "latest"
     tmp_link = workdir / ".latest.tmp"

@@ -179,7 +179,7 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
     with atomic_dir(out_dir) as tmp:
         heatmap(tmp / "grid.png", targets + [XTREME], conditions,
                 {c: {t: task_average[t][c] for t in targets} | {XTREME: overall[c]} for c in conditions},
-                "score (mean over languages)", "grid", row_label="target task")
+                "score, mean over languages", "all targets —", row_label="target task")
         for t in targets:
             languages = list(scores[t][conditions[0]])
             heatmap(tmp / f"heatmap-{t}.png", languages, conditions, {c: scores[t][c] for c in conditions}, metric[t], t)
