@@ -115,8 +115,8 @@ def read_hub(task: Task, split: str, language: str, revision: str | None = None)
         raise DataError(f"task {task.name!r} has no hub source: {task.source_note or 'use local files'}")
     if split not in task.hub.splits:
         raise DataError(f"task {task.name!r} has no hub split for {split!r} (has {', '.join(task.hub.splits)})")
-    rows = _load_hub(task.hub, task.hub.splits[split], language if task.hub.config and "{" in task.hub.config or
-                     task.hub.id_prefix else None, revision)
+    per_language = bool(task.hub.id_prefix) or "{language}" in (task.hub.config or "")
+    rows = _load_hub(task.hub, task.hub.splits[split], language if per_language else None, revision)
     if split == "train":
         for extra in task.extra_train:  # pinned by their own revisions: hf_revision names this task's dataset
             rows += _load_hub(extra, extra.splits["train"], None, None)
@@ -127,7 +127,7 @@ def _where(source: str, i: int) -> str:
     return f"{source}: row {i}"
 
 
-def _text(value, where: str, field: str, optional: bool = False):
+def _text(value, where: str, field: str):
     """A text field: a string, or None (the suite reports null texts with the other failures)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None

@@ -16,7 +16,7 @@ from .fsutil import atomic_copy, atomic_dir, atomic_write_text, read_json, write
 from .render import html_page, html_table, markdown_table
 from . import kinds
 from .kinds import Runner, Settings
-from .tasks import get_task
+from .tasks import RETRIEVAL, get_task
 
 
 def make_session(model_path: Path):
@@ -54,7 +54,7 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     manifest = read_json(Path(dataset_dir) / "manifest.json")
     if task.name not in manifest["tasks"]:
         raise ConfigError(f"task {task.name!r} is not in the validated dataset {dataset_dir}")
-    if task.kind != "retrieval" and list(labels) != manifest["tasks"][task.name]["labels"]:
+    if task.kind != RETRIEVAL and list(labels) != manifest["tasks"][task.name]["labels"]:
         raise ConfigError(f"{onnx_dir}/task.json labels {list(labels)} differ from the dataset's "
                           f"{manifest['tasks'][task.name]['labels']} for task {task.name!r}")
     condition = condition if condition is not None else meta.get("condition")
@@ -69,7 +69,7 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     for lang in tqdm(languages, desc=f"zero-shot {task.name}", unit="language",
                      disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1"):
         df = test[test["language"] == lang].reset_index(drop=True)
-        if task.kind == "retrieval":
+        if task.kind == RETRIEVAL:
             result = kinds.retrieval_score(task, df, kinds.embed(run, df["text_a"].tolist(), tokenizer, settings, batch_size))
             counts[lang] = int((df["side"] == "source").sum())
         else:
