@@ -1,9 +1,11 @@
 """The full `xstilts` CLI: the library's commands plus `run` and `compile`, which need kfp (imported lazily)."""
 
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from xstilts.cli import PARAMS_HELP, app, console, friendly_errors
 from xstilts.params import load_params, split_csv
@@ -55,6 +57,162 @@ def compile_(
 
     cluster = ClusterSettings(gpus=gpus, memory=gpu_memory, cpu=cpu, cache_pvc=cache_pvc)
     print(f"pipeline: {compile_pipeline(out, image or DEFAULT_IMAGE, cluster)}")
+
+
+# ---- operating on Kubeflow Pipelines (pipelines/ops.py) ---------------------------------------------------------
+
+def _host_option():
+    return typer.Option(None, "--host", envvar="KFP_HOST", show_envvar=True,
+                        help="Kubeflow Pipelines endpoint, e.g. https://kubeflow.example.com/pipeline, or "
+                             "http://localhost:8080 after `kubectl port-forward -n kubeflow svc/ml-pipeline-ui 8080:80`.")
+
+
+def _namespace_option():
+    return typer.Option("xstilts", "--namespace", help="Namespace (Kubeflow profile) of the pipeline, experiments and runs.")
+
+
+def _token_option():
+    return typer.Option(None, "--token", envvar="KFP_TOKEN", show_envvar=True, show_default=False,
+                        help="Bearer token sent with every request (e.g. `kubectl create token USER-SA -n NS "
+                             "--audience pipelines.kubeflow.org`).")
+
+
+def _pipeline_file_option():
+    return typer.Option(Path("pipelines/compiled/xstilts.yaml"), "--pipeline-file",
+                        help="Compiled pipeline YAML (`xstilts compile`).")
+
+
+def _param_option():
+    return typer.Option(None, "--param", metavar="NAME=VALUE",
+                        help="A pipeline parameter; repeatable. VALUE is YAML: --param conditions='\\[none,mnli]' "
+                             "--param intermediate_train='{epochs: 1}' (mappings are merged over the defaults).")
+
+
+def _params_file_option():
+    return typer.Option(None, "--params", help="YAML file of pipeline parameters (keys as in params.yaml); "
+                                               "--param wins over it. Parameters not given keep the compiled defaults.")
+
+
+def _endpoint(host, namespace, token):
+    from pipelines.ops import Endpoint
+
+    return Endpoint(host, namespace, token)
+
+
+def _print_params(params: dict) -> None:
+    shown = ", ".join(f"{k}={v!r}" for k, v in params.items()) or "none (the compiled defaults)"
+    console.print(f"parameters: {shown}", highlight=False, markup=False, soft_wrap=True)
+
+
+@app.command()
+@friendly_errors
+def upload(
+    name: str = typer.Option("xstilts", "--name", help="Pipeline name in Kubeflow."),
+    version: Optional[str] = typer.Option(None, "--version", help="Version name when the pipeline exists. "
+                                          "Default: UTC timestamp + short git commit."),
+    pipeline_file: Path = _pipeline_file_option(),
+    host: Optional[str] = _host_option(),
+    namespace: str = _namespace_option(),
+    token: Optional[str] = _token_option(),
+):
+    """Upload the compiled pipeline: a new pipeline if none of that name exists, else a new version of it."""
+    from pipelines.ops import upload as upload_pipeline
+
+    result = upload_pipeline(_endpoint(host, namespace, token), pipeline_file, name, version)
+    if result.created:
+        console.print(f"created pipeline {result.pipeline_name!r}; its first version is named {result.version_name!r}"
+                      + (f" (--version applies from the next upload)" if version else ""), highlight=False)
+    else:
+        console.print(f"uploaded version {result.version_name!r} of pipeline {result.pipeline_name!r}", highlight=False)
+    print(f"pipeline_id: {result.pipeline_id}")
+    print(f"version_id: {result.version_id}")
+    print(f"url: {result.url}")
+
+
+@app.command()
+@friendly_errors
+def submit(
+    experiment: str = typer.Option("xstilts", "--experiment", help="Experiment to run in (created if missing)."),
+    run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name. Default: `xstilts <date time>`."),
+    param: Optional[List[str]] = _param_option(),
+    params: Optional[Path] = _params_file_option(),
+    version_id: Optional[str] = typer.Option(None, "--version-id", help="Run this uploaded pipeline version "
+                                             "(`xstilts upload` prints it) instead of sending the pipeline file."),
+    pipeline_name: str = typer.Option("xstilts", "--pipeline-name", help="Pipeline that --version-id belongs to."),
+    service_account: str = typer.Option("xstilts-pipeline-runner", "--service-account",
+                                        help="Service account of the run's pods ('' for the namespace default)."),
+    pipeline_file: Path = _pipeline_file_option(),
+    host: Optional[str] = _host_option(),
+    namespace: str = _namespace_option(),
+    token: Optional[str] = _token_option(),
+):
+    """Start one run of the pipeline with the given parameters; prints the run id and its URL."""
+    from pipelines.ops import pipeline_file as find_pipeline_file, resolve_params, submit as submit_run
+
+    path = find_pipeline_file(pipeline_file)
+    values = resolve_params(path, param or [], params)  # checked before any request
+    result = submit_run(_endpoint(host, namespace, token), path, values, experiment, run_name, version_id,
+                        pipeline_name, service_account)
+    _print_params(result.parameters)
+    print(f"run_id: {result.run_id}")
+    print(f"url: {result.url}")
+
+
+@app.command()
+@friendly_errors
+def schedule(
+    cron: str = typer.Option(..., "--cron", help="6-field cron, seconds first: '0 0 3 * * 0' = Sundays 03:00 "
+                             "(the scheduler's time zone, normally UTC)."),
+    name: str = typer.Option("xstilts schedule", "--name", help="Recurring run name."),
+    experiment: str = typer.Option("xstilts", "--experiment", help="Experiment of the runs (created if missing)."),
+    param: Optional[List[str]] = _param_option(),
+    params: Optional[Path] = _params_file_option(),
+    version_id: Optional[str] = typer.Option(None, "--version-id", help="Schedule this uploaded pipeline version "
+                                             "instead of sending the pipeline file."),
+    pipeline_name: str = typer.Option("xstilts", "--pipeline-name", help="Pipeline that --version-id belongs to."),
+    service_account: str = typer.Option("xstilts-pipeline-runner", "--service-account",
+                                        help="Service account of the runs' pods ('' for the namespace default)."),
+    pipeline_file: Path = _pipeline_file_option(),
+    host: Optional[str] = _host_option(),
+    namespace: str = _namespace_option(),
+    token: Optional[str] = _token_option(),
+):
+    """Create a recurring run (enabled, one run at a time, no catch-up of missed slots); prints its id."""
+    from pipelines.ops import check_cron, pipeline_file as find_pipeline_file, resolve_params, schedule as schedule_run
+
+    check_cron(cron)
+    path = find_pipeline_file(pipeline_file)
+    values = resolve_params(path, param or [], params)
+    result = schedule_run(_endpoint(host, namespace, token), cron, path, values, name, experiment, version_id,
+                          pipeline_name, service_account)
+    _print_params(result.parameters)
+    print(f"recurring_run_id: {result.recurring_run_id}")
+    print(f"url: {result.url}")
+
+
+@app.command()
+@friendly_errors
+def runs(
+    limit: int = typer.Option(20, "--limit", min=1, help="How many runs, newest first."),
+    experiment: Optional[str] = typer.Option(None, "--experiment", help="Only this experiment's runs."),
+    host: Optional[str] = _host_option(),
+    namespace: str = _namespace_option(),
+    token: Optional[str] = _token_option(),
+):
+    """List recent runs: id, name, state, created, finished (UTC)."""
+    from pipelines.ops import list_runs
+
+    rows = list_runs(_endpoint(host, namespace, token), limit, experiment)
+    table = Table(title=f"runs in {namespace or 'the shared namespace'}" + (f", experiment {experiment}" if experiment else ""))
+    table.add_column("id", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    for col in ("state", "created", "finished"):
+        table.add_column(col, no_wrap=True)
+    for row in rows:
+        table.add_row(row.run_id, row.name, row.state, row.created, row.finished)
+    Console(width=max(Console().width, 150)).print(table)  # piped output is read whole, not wrapped
+    if not rows:
+        console.print("no runs")
 
 
 def main() -> None:
