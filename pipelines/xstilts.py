@@ -53,9 +53,18 @@ class ClusterSettings:
     retries: int = 3
 
 
+IMAGE_UID = 10001  # docker/Dockerfile's USER
+
+
+def _non_root(task: dsl.PipelineTask) -> dsl.PipelineTask:
+    """Run as the image's non-root user (the compiler adds no privilege escalation, capabilities dropped, seccomp)."""
+    kubernetes.set_security_context(task, run_as_user=IMAGE_UID, run_as_group=IMAGE_UID, run_as_non_root=True)
+    return task
+
+
 def _cpu_step(task: dsl.PipelineTask, cpu: str = "2", memory: str = "8G") -> dsl.PipelineTask:
     task.set_cpu_request(cpu).set_memory_request(memory).set_cpu_limit(cpu).set_memory_limit(memory)
-    return task.set_caching_options(True)
+    return _non_root(task.set_caching_options(True))
 
 
 def _mount_cache(task: dsl.PipelineTask, cluster: ClusterSettings) -> dsl.PipelineTask:
@@ -77,7 +86,7 @@ def _gpu_step(task: dsl.PipelineTask, cluster: ClusterSettings, retry: bool) -> 
     _mount_cache(task, cluster)
     kubernetes.add_node_selector(task, label_key=cluster.node_selector_key, label_value=cluster.node_selector_value)
     kubernetes.add_toleration(task, key=cluster.toleration_key, operator="Exists", effect="NoSchedule")
-    return task
+    return _non_root(task)
 
 
 def _with_image(component, image: str):

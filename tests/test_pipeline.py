@@ -53,6 +53,9 @@ def test_dag_shape_and_gpu_settings():
         assert cfg["nodeSelector"]["labels"] == {"nvidia.com/gpu.present": "true"}
         assert cfg["tolerations"][0]["key"] == "nvidia.com/gpu"
     assert k8s["exec-validate-data"]["pvcMount"][0]["mountPath"] == "/mnt/cache"  # hub datasets are cached too
+    for name, cfg in k8s.items():  # every step runs as the image's non-root user
+        assert cfg["securityContext"] == {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True}, name
+    assert set(k8s) == {f"exec-{c.removeprefix('comp-')}" for c in spec["components"] if "dag" not in spec["components"][c]}
 
 
 def test_cluster_defaults_are_the_xtreme_grid_preset():
