@@ -9,8 +9,9 @@ def export_onnx(model: Input[Model], onnx_model: Output[Model], report: Output[M
                 tolerance: float = 1e-4):
     """Export to ONNX with dynamic batch/sequence axes; fail unless ONNX matches PyTorch within `tolerance`."""
     from xstilts.export import export_onnx as export
+    from xstilts.lineage import metadata
 
     result = export(model.path, onnx_model.path, tolerance=tolerance, md_path=report.path, retrieval_layer=retrieval_layer)
     onnx_model.metadata.update({"framework": "onnx", "opset": result["opset"], "max_abs_diff": result["max_abs_diff"],
                                 "task": result["task"], "kind": result["kind"],
-                                "condition": result["condition"]})
+                                "condition": result["condition"], **metadata(onnx_model.path)})

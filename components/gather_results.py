@@ -9,7 +9,9 @@ from components import DEFAULT_IMAGE
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def gather_results(results: Input[List[Artifact]], gathered: Output[Artifact]):
     """One condition's zero-shot results over all target tasks, in one artifact (the inner loop's fan-in)."""
+    from xstilts.lineage import metadata
     from xstilts.report import gather_condition
 
     data = gather_condition([r.path for r in results], gathered.path)
-    gathered.metadata.update({"condition": data["condition"], "targets": [r["task"] for r in data["results"]]})
+    gathered.metadata.update({"condition": data["condition"], "targets": [r["task"] for r in data["results"]],
+                              **metadata(gathered.path)})

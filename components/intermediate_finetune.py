@@ -8,10 +8,12 @@ from components import DEFAULT_IMAGE
 def intermediate_finetune(condition: str, dataset: Input[Dataset], model_name: str, model_revision: str,
                           train_params: dict, model: Output[Model], metrics: Output[Metrics]):
     """Fine-tune the pretrained encoder on an English intermediate task (`none`: pass the pretrained model through)."""
+    from xstilts.lineage import metadata
     from xstilts.training import TrainConfig, intermediate_finetune as finetune, scalar_metrics
 
     result = finetune(condition, dataset.path, model_name, model.path, TrainConfig.from_dict(train_params),
                       model_revision or None)
     for name, value in scalar_metrics(result).items():
         metrics.log_metric(name, value)
-    model.metadata.update({"condition": condition, "base_model": model_name, "framework": "pytorch+safetensors"})
+    model.metadata.update({"condition": condition, "base_model": model_name, "framework": "pytorch+safetensors",
+                           **metadata(model.path)})

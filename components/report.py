@@ -11,8 +11,9 @@ def report(results: Input[List[Artifact]], summary: Output[Artifact], report_htm
            report_md: Output[Markdown]):
     """Every (condition, target task) score: task × condition table with XTREME average and deltas vs `none`,
     best intermediate per target, heatmaps, Markdown/HTML report, summary.json."""
+    from xstilts.lineage import metadata
     from xstilts.report import build_report
 
     result = build_report([r.path for r in results], summary.path, html_path=report_html.path, md_path=report_md.path)
     summary.metadata.update({"targets": result["targets"], "conditions": result["conditions"],
-                             "xtreme_average": result["xtreme_average"]})
+                             "xtreme_average": result["xtreme_average"], **metadata(summary.path)})

@@ -9,10 +9,12 @@ def target_finetune(target_task: str, dataset: Input[Dataset], intermediate_mode
                     train_params: dict, model: Output[Model], metrics: Output[Metrics]):
     """Fine-tune the intermediate model's encoder (heads dropped) on the target task's English data (retrieval
     targets: the encoder passes through untrained)."""
+    from xstilts.lineage import metadata
     from xstilts.training import TrainConfig, scalar_metrics, target_finetune as finetune
 
     # The condition is read from the intermediate model (kfp.local mis-resolves an outer loop item in a nested loop).
     result = finetune(target_task, dataset.path, intermediate_model.path, model.path, TrainConfig.from_dict(train_params))
     for name, value in scalar_metrics(result).items():
         metrics.log_metric(name, value)
-    model.metadata.update({"condition": result["condition"], "task": target_task, "framework": "pytorch+safetensors"})
+    model.metadata.update({"condition": result["condition"], "task": target_task, "framework": "pytorch+safetensors",
+                           **metadata(model.path)})

@@ -9,10 +9,11 @@ def zero_shot_eval(onnx_model: Input[Model], dataset: Input[Dataset], results: O
                    metrics: Output[Metrics], table_md: Output[Markdown], table_html: Output[HTML]):
     """Score the ONNX model in onnxruntime on every evaluation language's test split (the task kind's metric)."""
     from xstilts.evaluation import zero_shot_eval as evaluate
+    from xstilts.lineage import metadata
 
     result = evaluate(onnx_model.path, dataset.path, results.path, html_path=table_html.path, md_path=table_md.path)
     for language, score in result["scores"].items():
         metrics.log_metric(f"{result['task']}_{language}", score)
     metrics.log_metric(f"{result['task']}_average", result["average"])
     results.metadata.update({"condition": result["condition"], "task": result["task"], "metric": result["metric"],
-                             "provider": result["provider"], "average": result["average"]})
+                             "provider": result["provider"], "average": result["average"], **metadata(results.path)})

@@ -60,7 +60,13 @@ def test_components_chain_end_to_end(sample_root, tmp_path):
             results.append(result)
         gathered.append(artifact(Artifact, tmp_path, f"gathered-{condition}"))
         gather_results.python_func(results=results, gathered=gathered[-1])
-        assert gathered[-1].metadata == {"condition": condition, "targets": ["tatoeba", "xnli"]}
+        assert {k: gathered[-1].metadata[k] for k in ("condition", "targets")} == {"condition": condition,
+                                                                                  "targets": ["tatoeba", "xnli"]}
+        # Provenance on every artifact: its md5, its parents' md5s, the code commit and image.
+        assert set(gathered[-1].metadata["parent_md5s"]) == {"results[xnli]", "results[tatoeba]"}
+        assert set(gathered[-1].metadata["parent_md5s"].values()) == {r.metadata["md5"] for r in results}
+        assert results[0].metadata["parent_md5s"]["dataset"] == dataset.metadata["md5"]
+        assert inter.metadata["parent_md5s"] == {"dataset": dataset.metadata["md5"]} and inter.metadata["code_commit"]
 
     summary = artifact(Artifact, tmp_path, "summary")
     html = artifact(HTML, tmp_path, "report.html")

@@ -16,6 +16,7 @@ from .fsutil import atomic_copy, atomic_dir, atomic_write_text, read_json, write
 from .render import html_page, html_table, markdown_table
 from . import kinds
 from .kinds import Runner, Settings
+from .lineage import Provenance
 from .tasks import RETRIEVAL, get_task
 
 
@@ -45,6 +46,8 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     """The task's metric per evaluation language and their average; writes results.json, results.md, results.html."""
     from transformers import AutoTokenizer
 
+    provenance = Provenance("evaluate", {"onnx_model": onnx_dir, "dataset": dataset_dir},
+                            {"condition": condition, "batch_size": batch_size})
     onnx_dir = Path(onnx_dir)
     if not (onnx_dir / "task.json").exists():
         raise ConfigError(f"{onnx_dir} is not an exported model (no task.json): run the export step first")
@@ -93,6 +96,7 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
                           + markdown_table(headers, rows))
         atomic_write_text(tmp / "results.html", html_page(title, f"<p>onnxruntime provider: <code>{provider}</code></p>"
                                                           + html_table(headers, rows)))
+        provenance.record(tmp)
     for src, dest in (("results.html", html_path), ("results.md", md_path)):
         if dest:  # KFP's HTML/Markdown artifacts are single files
             atomic_copy(Path(out_dir) / src, dest)

@@ -16,6 +16,7 @@ import torch
 from .errors import ConfigError, ExportParityError
 from .fsutil import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
 from .kinds import OUTPUTS
+from .lineage import Provenance
 from .modeling import MeanPooledEncoder, load_encoder, load_model
 from .tasks import MULTIPLE_CHOICE, QA, TAGGING, get_task
 from .render import markdown_table
@@ -73,6 +74,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
     Raises ExportParityError (and writes nothing) when max |onnx - torch| > tolerance in fp32."""
     import onnxruntime as ort
 
+    provenance = Provenance("export", {"model": model_dir},
+                            {"tolerance": tolerance, "opset": opset, "retrieval_layer": retrieval_layer})
     module, tokenizer, meta = exportable(model_dir, retrieval_layer)
     kind, outputs = meta["kind"], meta["outputs"]
     choices = len(meta["labels"]) if kind == MULTIPLE_CHOICE else None
@@ -144,6 +147,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
         training = Path(model_dir) / "training.json"
         if training.exists():
             shutil.copy(training, tmp / "training.json")
+        provenance.record(tmp)
     if md_path:
         atomic_copy(Path(out_dir) / "export_report.md", md_path)
     return report

@@ -17,6 +17,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .fsutil import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
+from .lineage import Provenance
 from .metrics import xtreme_average
 from .render import esc, html_image, html_page, html_table, markdown_table
 
@@ -80,10 +81,21 @@ def _read_results(path: Path) -> list[dict]:
     return data["results"] if "results" in data else [data]
 
 
+def _named_inputs(read: list[tuple[Path, list[dict]]], key, prefix: str) -> dict[str, Path]:
+    """Lineage input names for results files: `<prefix>[<task or condition>]`, numbered if two share a name."""
+    named: dict[str, Path] = {}
+    for i, (path, rs) in enumerate(read):
+        name = f"{prefix}[{'+'.join(sorted({key(r) for r in rs}))}]"
+        named[name if name not in named else f"{name}#{i}"] = path
+    return named
+
+
 def gather_condition(result_files: list[str | Path], out_dir: str | Path) -> dict:
     """One condition's zero-shot results over all its target tasks, in one folder (the pipeline's per-condition
     fan-in; KFP cannot collect artifacts across two nested loops at once)."""
-    results = [r for f in result_files for r in _read_results(Path(f))]
+    provenance = Provenance("gather")
+    read = [(Path(f), _read_results(Path(f))) for f in result_files]
+    results = [r for _, rs in read for r in rs]
     if not results:
         raise ConfigError("no evaluation results to gather")
     conditions = {r["condition"] for r in results}
@@ -94,8 +106,11 @@ def gather_condition(result_files: list[str | Path], out_dir: str | Path) -> dic
     if repeated:
         raise ConfigError(f"two results for target task(s) {', '.join(repeated)} under condition {results[0]['condition']!r}")
     data = {"condition": results[0]["condition"], "results": sorted(results, key=lambda r: r["task"])}
+    provenance.inputs = _named_inputs(read, lambda r: r["task"], "results")
+    provenance.params = {"condition": data["condition"], "targets": [r["task"] for r in data["results"]]}
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / CONDITION_FILE, data)
+        provenance.record(tmp)
     return data
 
 
@@ -103,7 +118,10 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
                  md_path: str | Path | None = None) -> dict:
     """Read zero-shot results (results.json / condition.json files or folders holding them) and write
     out_dir/{summary.json, report.md, report.html, grid.png, heatmap-<task>.png}. Returns the summary."""
-    results = [r for f in result_files for r in _read_results(Path(f))]
+    provenance = Provenance("report")
+    read = [(Path(f), _read_results(Path(f))) for f in result_files]
+    results = [r for _, rs in read for r in rs]
+    provenance.inputs = _named_inputs(read, lambda r: str(r["condition"]), "condition")
     if not results:
         raise ConfigError("no evaluation results to report")
     grid: dict[str, dict[str, dict]] = {}
@@ -203,6 +221,8 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
                 + html_table(headers, rows, classes) + html_image(tmp / "grid.png", "task × condition heatmap")
                 + "<h2>Per target task</h2>" + "".join(per_task_html))
         atomic_write_text(tmp / "report.html", html_page("xstilts report — intermediate × target tasks", body))
+        provenance.params = {"targets": targets, "conditions": conditions}
+        provenance.record(tmp)
     for src, dest in (("report.html", html_path), ("report.md", md_path)):
         if dest:  # KFP's HTML/Markdown artifacts are single files beside the report directory
             atomic_copy(Path(out_dir) / src, dest)

@@ -30,6 +30,7 @@ from .data import read_split
 from .errors import ConfigError
 from .fsutil import atomic_dir, dir_fingerprint, fingerprint, read_json, write_json
 from .kinds import Settings
+from .lineage import Provenance
 from .modeling import MultiTaskModel, build_model, load_encoder, resolve_pretrained, save_model_dir
 from .tasks import BASELINE, Task, condition_tasks, get_task
 
@@ -286,9 +287,13 @@ def dataset_labels(dataset_dir: str | Path, task: Task) -> tuple[str, ...]:
 
 
 def finetune(task_names: list[str], dataset_dir: str | Path, init: str, out_dir: str | Path, config: TrainConfig,
-             init_revision: str | None = None, condition: str | None = None) -> dict:
+             init_revision: str | None = None, condition: str | None = None, provenance: Provenance | None = None) -> dict:
     """Fine-tune `init` (a pretrained name, `tiny`, or a model directory whose encoder/ is used) on one or more tasks'
-    English train splits (one head each), early-stopping on their validation splits; write a model directory."""
+    English train splits (one head each), early-stopping on their validation splits; write a model directory
+    (with lineage.json from `provenance`, by default a generic `finetune` record)."""
+    provenance = provenance or Provenance("finetune", _model_inputs(init, dataset=dataset_dir),
+                                          {"tasks": list(task_names), "init": str(init), "init_revision": init_revision,
+                                           "condition": condition, "train": dataclasses.asdict(config)})
     tasks = [get_task(name) for name in task_names]
     init_path = Path(init) / "encoder" if (Path(init) / "encoder").is_dir() else None
     encoder, tokenizer = load_encoder(str(init_path) if init_path else init, init_revision)
@@ -311,20 +316,30 @@ def finetune(task_names: list[str], dataset_dir: str | Path, init: str, out_dir:
         save_model_dir(tmp, model.encoder.cpu(), tokenizer, model.cpu(), info)
         write_json(tmp / "training.json", {"tasks": [t.name for t in tasks], "condition": condition,
                                            "config": dataclasses.asdict(config), **metrics})
+        provenance.record(tmp)
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the output is the model now
     return metrics
 
 
 def pass_through(init: str, out_dir: str | Path, condition: str, init_revision: str | None = None,
-                 task: str | None = None) -> None:
+                 task: str | None = None, provenance: Provenance | None = None) -> None:
     """The `none` baseline (the pretrained encoder unchanged), or a retrieval target (the intermediate encoder,
     evaluated without training)."""
+    provenance = provenance or Provenance("pass-through", _model_inputs(init),
+                                          {"init": str(init), "init_revision": init_revision, "condition": condition,
+                                           "task": task})
     init_path = Path(init) / "encoder" if (Path(init) / "encoder").is_dir() else None
     encoder, tokenizer = load_encoder(str(init_path) if init_path else init, init_revision)
     with atomic_dir(out_dir) as tmp:
         save_model_dir(tmp, encoder, tokenizer, info={"condition": condition, "heads": {}, "task": task})
         write_json(tmp / "training.json", {"tasks": [task] if task else [], "condition": condition, "init": init,
                                            "steps": 0})
+        provenance.record(tmp)
+
+
+def _model_inputs(init: str | Path, **others) -> dict:
+    """A step's parent artifacts: `others`, plus `init` when it is a model directory (not a pretrained name)."""
+    return {**others, **({"intermediate_model": init} if (Path(init) / "encoder").is_dir() else {})}
 
 
 def intermediate_finetune(condition: str, dataset_dir: str | Path, model_name: str, out_dir: str | Path,
@@ -332,10 +347,14 @@ def intermediate_finetune(condition: str, dataset_dir: str | Path, model_name: s
     """Step 2: fine-tune the pretrained encoder on an English intermediate task, or several at once (`mnli+squad`:
     multi-task, shared encoder, one head each); `none` passes the pretrained encoder through."""
     tasks = condition_tasks(condition)
+    provenance = Provenance("intermediate", {"dataset": dataset_dir},
+                            {"condition": condition, "model_name": model_name, "model_revision": model_revision,
+                             "train": dataclasses.asdict(config) if tasks else None})
     if not tasks:
-        pass_through(model_name, out_dir, BASELINE, model_revision)
+        pass_through(model_name, out_dir, BASELINE, model_revision, provenance=provenance)
         return {"condition": BASELINE, "steps": 0, "skipped": True}
-    return finetune([t.name for t in tasks], dataset_dir, model_name, out_dir, config, model_revision, condition=condition)
+    return finetune([t.name for t in tasks], dataset_dir, model_name, out_dir, config, model_revision, condition=condition,
+                    provenance=provenance)
 
 
 def target_finetune(task_name: str, dataset_dir: str | Path, intermediate_model: str | Path, out_dir: str | Path,
@@ -348,11 +367,15 @@ def target_finetune(task_name: str, dataset_dir: str | Path, intermediate_model:
         condition = (read_json(Path(intermediate_model) / "training.json").get("condition")
                      if (Path(intermediate_model) / "training.json").exists() else None)
     task = get_task(task_name)
+    provenance = Provenance("target", {"dataset": dataset_dir, "intermediate_model": intermediate_model},
+                            {"task": task.name, "condition": condition, "trained": task.trains,
+                             "train": dataclasses.asdict(config) if task.trains else None})
     if not task.trains:
-        pass_through(str(intermediate_model), out_dir, condition, task=task.name)
+        pass_through(str(intermediate_model), out_dir, condition, task=task.name, provenance=provenance)
         return {"task": task.name, "condition": condition, "steps": 0, "skipped": True}
     return {"task": task.name, "condition": condition,
-            **finetune([task_name], dataset_dir, str(intermediate_model), out_dir, config, condition=condition)}
+            **finetune([task_name], dataset_dir, str(intermediate_model), out_dir, config, condition=condition,
+                       provenance=provenance)}
 
 
 def scalar_metrics(result: dict) -> dict[str, float]:

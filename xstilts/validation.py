@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from .data import CHECK_PREFIX, HUB_PREFIX, OK, SIDES, SOURCE_ROW, canonical_columns, load_split
+from .data import CHECK_PREFIX, HUB_PREFIX, OK, PAIRS_SUFFIX, SIDES, SOURCE_ROW, canonical_columns, load_split
 from .errors import ConfigError, DataValidationError
 from .fsutil import atomic_dir, atomic_write_text, write_json
+from .lineage import Provenance, source_files
 from .render import esc, html_page, html_table, markdown_table
 from .tasks import (MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, Task, all_tasks, condition_tasks, get_task,
                     languages_for)
@@ -138,15 +139,18 @@ def _labels(task: Task, tables: dict[tuple[str, str], pd.DataFrame]) -> tuple[st
 
 def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report_html: str | Path,
                    report_md: str | Path, languages: list[str] | None = None, hf_revision: str | None = None,
-                   intermediates: list[str] | None = None, task_data: dict[str, str] | None = None) -> dict:
+                   intermediates: list[str] | None = None, task_data: dict[str, str] | None = None,
+                   lineage_params: dict | None = None) -> dict:
     """Load and validate the splits of the target tasks `task_names` (and of `intermediates`); write canonical
     Parquet tables under out_dir/<task>/ and out_dir/manifest.json.
 
     `languages` restricts the evaluation languages (each target keeps the ones it has); `task_data` gives some
     tasks another data root than `data` (e.g. licensed CCGbank files next to hub data).
     Returns the manifest. Raises DataValidationError on failure — after writing both reports, so the failing run
-    still shows what was wrong.
+    still shows what was wrong. `lineage_params` adds to the parameters out_dir/lineage.json records.
     """
+    provenance = Provenance("validate", params={"target_tasks": list(task_names), "intermediates": list(intermediates or []),
+                                                "languages": list(languages or []), **(lineage_params or {})})
     targets = [get_task(name) for name in dict.fromkeys(task_names)]  # de-duplicated, order kept
     inter = [get_task(name) for name in dict.fromkeys(intermediates or [])]
     plan = _plan(targets, inter, languages)
@@ -181,7 +185,17 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
             keep = [c for c in df.columns if c != SOURCE_ROW and not c.startswith(CHECK_PREFIX)]
             df[keep].to_parquet(tmp / task_name / f"{split}.parquet", index=False)
         write_json(tmp / "manifest.json", manifest)
+        sources = [Path(df.attrs["source"]) for df in tables.values() if not data_is_hub(df.attrs.get("source", ""))]
+        sources += [p.with_name(p.name.split(".")[0] + PAIRS_SUFFIX) for p in sources]  # retrieval gold pairs
+        provenance.data = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
+                           "files": source_files(sources)}
+        provenance.record(tmp)
     return manifest
+
+
+def data_is_hub(source: str) -> bool:
+    """Whether a loaded table's `source` names a hub dataset rather than a local file."""
+    return not source or not Path(source).is_file()
 
 
 def _write_reports(outcomes: list[ExpectationOutcome], manifest: dict, report_html, report_md) -> None:
@@ -230,5 +244,6 @@ def validate_experiment(target_tasks: list[str] | str, conditions: list[str], da
                           f"target task; targets: {', '.join(t.name for t in all_tasks() if t.role == 'target')}")
     intermediates = [t.name for c in conditions for t in condition_tasks(c)]
     manifest = validate_tasks(targets, default_source(data), out_dir, report_html, report_md, languages, hf_revision,
-                              intermediates=intermediates, task_data=task_data)
+                              intermediates=intermediates, task_data=task_data,
+                              lineage_params={"conditions": list(conditions)})
     return manifest

@@ -1,0 +1,201 @@
+"""Provenance: lineage.json on every artifact, md5 audit with tamper detection, and `xstilts lineage`."""
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xstilts import lineage
+from xstilts.lineage import LINEAGE_FILE, MissingParentError, TamperedArtifactError, artifact_md5, audit, record
+
+REPO = Path(__file__).resolve().parents[1]
+XSTILTS = str(Path(sys.executable).parent / "xstilts")
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_artifact_md5_file_and_directory(tmp_path):
+    f = write(tmp_path / "a.txt", "hello")
+    assert artifact_md5(f) == hashlib.md5(b"hello").hexdigest()
+    d = tmp_path / "dir"
+    write(d / "x.bin", "1")
+    write(d / "sub" / "y.bin", "2")
+    before = artifact_md5(d)
+    write(d / LINEAGE_FILE, "{}")  # the record itself is not part of the artifact
+    assert artifact_md5(d) == before
+    (d / "sub" / "y.bin").rename(d / "sub" / "z.bin")  # names count, not only bytes
+    assert artifact_md5(d) != before
+
+
+def test_code_version_prefers_env(monkeypatch):
+    monkeypatch.setenv("XSTILTS_COMMIT", "abc123")
+    monkeypatch.setenv("XSTILTS_IMAGE", "ghcr.io/xstilts/xstilts:abc123")
+    assert lineage.code_version() == {"code_commit": "abc123", "image": "ghcr.io/xstilts/xstilts:abc123"}
+    monkeypatch.delenv("XSTILTS_COMMIT")
+    monkeypatch.delenv("XSTILTS_IMAGE")
+    version = lineage.code_version()
+    assert version["image"] is None and version["code_commit"]  # git HEAD here, else the package version
+
+
+def fake_chain(root: Path) -> dict[str, Path]:
+    """data → dataset → model → onnx, each with its lineage record."""
+    data = write(root / "data" / "xnli" / "test.jsonl", '{"premise": "a"}\n')
+    ds = root / "run" / "validate-data" / "dataset"
+    write(ds / "manifest.json", "{}")
+    record(ds, "validate", params={"target_tasks": ["xnli"]}, data={"source": str(data.parent.parent),
+                                                                    "files": lineage.source_files([data])})
+    model = root / "run" / "loop" / "target-finetune" / "model"
+    write(model / "weights.bin", "w" * 100)
+    record(model, "target", {"dataset": ds}, {"task": "xnli", "condition": "none"})
+    onnx = root / "run" / "loop" / "export-onnx" / "onnx_model"
+    write(onnx / "model.onnx", "onnx-bytes")
+    entry = record(onnx, "export", {"model": model}, {"opset": 18})
+    assert entry["inputs"]["model"] == {"path": str(model.resolve()), "md5": artifact_md5(model)}
+    assert entry["artifact_md5"] == artifact_md5(onnx) and entry["files"] == {"model.onnx": artifact_md5(onnx / "model.onnx")}
+    assert set(entry) >= {"step", "artifact_md5", "inputs", "params", "code_commit", "image", "data", "started_at", "seconds"}
+    assert lineage.metadata(onnx) == {"md5": entry["artifact_md5"], "parent_md5s": {"model": artifact_md5(model)},
+                                      "code_commit": entry["code_commit"], "image": entry["image"] or ""}
+    return {"data": data, "dataset": ds, "model": model, "onnx": onnx, "run": root / "run"}
+
+
+def test_audit_links_parents_in_pipeline_order(tmp_path):
+    paths = fake_chain(tmp_path)
+    nodes = audit(paths["run"])
+    assert [n["step"] for n in nodes] == ["validate", "target", "export"]
+    validate, target, export = nodes
+    assert target["parents"]["dataset"]["path"] == validate["path"]
+    assert export["parents"]["model"] == {"path": target["path"], "md5": target["artifact_md5"], "step": "target"}
+    assert (export["condition"], export["task"]) == ("none", "xnli")  # inherited from the target model
+    assert lineage.run_directory(paths["onnx"]) == paths["run"].resolve()
+
+
+def test_audit_names_the_tampered_file(tmp_path):
+    paths = fake_chain(tmp_path)
+    with open(paths["model"] / "weights.bin", "r+b") as f:
+        f.seek(10)
+        f.write(b"X")
+    with pytest.raises(TamperedArtifactError, match=r"target-finetune/model \(step target\).*recorded md5 [0-9a-f]{32}, "
+                                                    r"actual [0-9a-f]{32} \(changed: weights.bin\)"):
+        audit(paths["run"])
+    write(paths["model"] / "extra.txt", "x")
+    with pytest.raises(TamperedArtifactError, match="added: extra.txt"):
+        audit(paths["run"])
+
+
+def test_audit_reports_a_missing_parent(tmp_path):
+    paths = fake_chain(tmp_path)
+    os.unlink(paths["model"] / LINEAGE_FILE)  # the model is no longer a recorded artifact of the run
+    with pytest.raises(MissingParentError, match=r"export-onnx/onnx_model \(step export\): its input 'model'"):
+        audit(paths["run"])
+    nodes = audit(paths["run"], allow_missing_parents=True)
+    assert nodes[-1]["parents"] == {"model": None}
+
+
+def test_audit_reports_a_replaced_parent(tmp_path):
+    paths = fake_chain(tmp_path)
+    write(paths["model"] / "weights.bin", "retrained")
+    record(paths["model"], "target", {"dataset": paths["dataset"]}, {"task": "xnli"})  # consistent, but not what export read
+    with pytest.raises(MissingParentError, match="replaced after this step read it"):
+        audit(paths["run"])
+
+
+# ---- a real (small) run, built from the library steps, audited end to end --------------------------------------------
+
+TRAIN = {"epochs": 1, "batch_size": 32, "learning_rate": 1e-3, "max_length": 48, "patience": 0}
+
+
+@pytest.fixture(scope="module")
+def small_run(sample_root, tmp_path_factory):
+    """validate → intermediate → target → export → eval → gather → report for none × {xnli, tatoeba}, laid out like
+    a kfp.local run."""
+    from xstilts.evaluation import zero_shot_eval
+    from xstilts.export import export_onnx
+    from xstilts.report import build_report, gather_condition
+    from xstilts.training import TrainConfig, intermediate_finetune, target_finetune
+    from xstilts.validation import validate_experiment
+
+    run = tmp_path_factory.mktemp("kfp") / "xstilts-run"
+    config = TrainConfig.from_dict(TRAIN)
+    dataset = run / "validate-data" / "dataset"
+    validate_experiment(["xnli", "tatoeba"], ["none"], str(sample_root), dataset, run / "validate-data" / "report_html",
+                        run / "validate-data" / "report_md", ["en", "fr"])
+    loop = run / "for-loop-1-iteration-0"
+    inter = loop / "intermediate-finetune" / "model"
+    intermediate_finetune("none", dataset, "tiny", inter, config)
+    results = []
+    for i, task in enumerate(["xnli", "tatoeba"]):
+        inner = loop / f"for-loop-2-iteration-{i}"
+        target_finetune(task, dataset, inter, inner / "target-finetune" / "model", config)
+        export_onnx(inner / "target-finetune" / "model", inner / "export-onnx" / "onnx_model")
+        zero_shot_eval(inner / "export-onnx" / "onnx_model", dataset, inner / "zero-shot-eval" / "results")
+        results.append(inner / "zero-shot-eval" / "results")
+    gather_condition(results, loop / "gather-results" / "gathered")
+    build_report([loop / "gather-results" / "gathered"], run / "report" / "summary")
+    return run
+
+
+def test_a_run_audits_end_to_end(small_run, sample_root):
+    nodes = audit(small_run)
+    steps = [n["step"] for n in nodes]
+    assert steps == ["validate", "intermediate", "target", "target", "export", "export", "evaluate", "evaluate",
+                     "gather", "report"]
+    by = {(n["step"], n["task"]): n for n in nodes}
+    validate = by[("validate", None)]
+    assert validate["data"]["source"] == str(sample_root)
+    assert str((sample_root / "xnli" / "test.jsonl").resolve()) in validate["data"]["files"]
+    assert validate["params"]["conditions"] == ["none"]
+    evaluate = by[("evaluate", "xnli")]
+    assert evaluate["condition"] == "none"
+    assert {p["step"] for p in evaluate["parents"].values()} == {"export", "validate"}
+    assert by[("export", "xnli")]["parents"]["model"]["path"] == by[("target", "xnli")]["path"]
+    assert by[("target", "tatoeba")]["params"]["trained"] is False  # retrieval: the encoder passes through
+    assert by[("target", "xnli")]["parents"]["intermediate_model"]["step"] == "intermediate"
+    report = by[("report", None)]
+    assert list(report["parents"]) == ["condition[none]"] and report["parents"]["condition[none]"]["step"] == "gather"
+    assert set(by[("gather", None)]["inputs"]) == {"results[xnli]", "results[tatoeba]"}
+    assert all(n["code_commit"] and n["started_at"].endswith("+00:00") and n["seconds"] >= 0 for n in nodes)
+
+
+def xstilts(*args):
+    return subprocess.run([XSTILTS, *args], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "COLUMNS": "200"})
+
+
+def test_cli_lineage_text_and_json(small_run):
+    out = xstilts("lineage", str(small_run / "report" / "summary"))  # a report folder: walks up to the run
+    assert out.returncode == 0, out.stderr
+    text = out.stdout
+    for expected in ("10 artifacts verified", "data", "validate", "condition none", "target xnli", "target tatoeba",
+                     "ONNX", "eval results", "gather", "report", "opset=18"):
+        assert expected in text, expected
+    out = xstilts("lineage", str(small_run), "--format", "json")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    assert data["run"] == str(small_run.resolve()) and data["verified"]
+    assert [a["step"] for a in data["artifacts"]][-1] == "report"
+
+
+def test_tampered_onnx_fails_audit_and_cli(small_run):
+    onnx = small_run / "for-loop-1-iteration-0" / "for-loop-2-iteration-0" / "export-onnx" / "onnx_model" / "model.onnx"
+    original = onnx.read_bytes()
+    try:
+        with open(onnx, "r+b") as f:
+            f.seek(len(original) // 2)
+            f.write(bytes([original[len(original) // 2] ^ 0xFF]))
+        with pytest.raises(TamperedArtifactError, match=r"onnx_model \(step export\).*changed: model\.onnx"):
+            audit(small_run)
+        out = xstilts("lineage", str(small_run))
+        assert out.returncode == 1
+        assert "error:" in out.stderr and "model.onnx" in out.stderr and "step export" in out.stderr
+        assert "Traceback" not in out.stderr
+    finally:
+        onnx.write_bytes(original)
+    assert len(audit(small_run)) == 10

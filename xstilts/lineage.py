@@ -1,0 +1,257 @@
+"""Provenance of every artifact a step writes, and an audit of a run's chain of artifacts.
+
+Each step writes `<artifact>/lineage.json` inside its atomic_dir, just before the rename:
+
+  {"step", "artifact_md5", "files": {relpath: md5}, "inputs": {name: {"path", "md5"}}, "params", "code_commit",
+   "image", "data", "started_at", "seconds"}
+
+`artifact_md5` covers every file of the artifact except lineage.json itself; `inputs` are the parent artifacts the
+step read (their md5 at the time). `audit(run_dir)` recomputes every md5, links each artifact to its parents by md5
+and fails on the first artifact changed since it was written.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import hashlib
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import XstiltsError
+from .fsutil import read_json, write_json
+
+LINEAGE_FILE = "lineage.json"
+# Pipeline order; the chain reads data → validate → intermediate → target → export → evaluate → gather → report.
+STEPS = ("validate", "intermediate", "target", "export", "evaluate", "gather", "report")
+METADATA_KEYS = ("md5", "parent_md5s", "code_commit", "image")
+
+
+class LineageError(XstiltsError):
+    """A run's provenance does not check out."""
+
+
+class TamperedArtifactError(LineageError):
+    """An artifact's bytes differ from the md5 recorded when its step wrote it."""
+
+
+class MissingParentError(LineageError):
+    """An artifact names a parent (by md5) that is not in the audited run."""
+
+
+def _hash(path: Path) -> tuple[str, dict[str, str]]:
+    """(md5 of the artifact, md5 per file). A directory hashes its sorted relative paths and bytes, skipping
+    lineage.json at its top; a file hashes its bytes."""
+    path = Path(path)
+    if path.is_file():
+        h = hashlib.md5()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest(), {path.name: h.hexdigest()}
+    if not path.is_dir():
+        raise LineageError(f"cannot hash {path}: no such file or directory")
+    total, files = hashlib.md5(), {}
+    for file in sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix()):
+        rel = file.relative_to(path).as_posix()
+        if rel == LINEAGE_FILE:
+            continue
+        one = hashlib.md5()
+        total.update(rel.encode() + b"\0")
+        with open(file, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                total.update(chunk)
+                one.update(chunk)
+        files[rel] = one.hexdigest()
+    return total.hexdigest(), files
+
+
+def artifact_md5(path: str | os.PathLike) -> str:
+    """md5 (hex) of a file, or of a directory: its sorted relative paths and their bytes, without lineage.json."""
+    return _hash(Path(path))[0]
+
+
+@functools.lru_cache(maxsize=None)
+def _git_head(repo: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", repo, "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def code_version() -> dict[str, str | None]:
+    """{"code_commit": $XSTILTS_COMMIT (set by the image build), else the package repo's `git rev-parse HEAD`,
+    else xstilts.__version__; "image": $XSTILTS_IMAGE or None}."""
+    from . import __version__
+
+    commit = os.environ.get("XSTILTS_COMMIT") or _git_head(str(Path(__file__).resolve().parent)) or __version__
+    return {"code_commit": commit, "image": os.environ.get("XSTILTS_IMAGE") or None}
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _input_path(path: str | os.PathLike) -> Path:
+    """A file inside an artifact that has lineage (results.json in a results folder) stands for its artifact."""
+    path = Path(path)
+    if path.is_file() and (path.parent / LINEAGE_FILE).exists():
+        return path.parent
+    return path
+
+
+def record(out: str | os.PathLike, step: str, inputs: dict[str, str | os.PathLike | None] | None = None,
+           params: dict | None = None, data: dict | None = None, started: float | None = None) -> dict:
+    """Write `<out>/lineage.json` for the artifact in `out` (call it last, inside the step's atomic_dir) and return it.
+
+    `inputs`: name → parent artifact path (None entries are skipped); `started`: the step's `time.time()` at start."""
+    out = Path(out)
+    md5, files = _hash(out)
+    now = time.time()
+    started = now if started is None else started
+    entry = {
+        "step": step,
+        "artifact_md5": md5,
+        "files": files,
+        "inputs": {name: {"path": str(_input_path(p).resolve()), "md5": artifact_md5(_input_path(p))}
+                   for name, p in (inputs or {}).items() if p is not None},
+        "params": _jsonable(params or {}),
+        **code_version(),
+        "data": _jsonable(data) if data is not None else None,
+        "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds"),
+        "seconds": round(now - started, 3),
+    }
+    write_json(out / LINEAGE_FILE, entry)
+    return entry
+
+
+class Provenance:
+    """What a step function knows at its start (step, inputs, params, clock); `.record(tmp)` writes lineage.json."""
+
+    def __init__(self, step: str, inputs: dict | None = None, params: dict | None = None, data: dict | None = None):
+        self.step, self.inputs, self.params, self.data = step, dict(inputs or {}), dict(params or {}), data
+        self.started = time.time()
+
+    def record(self, out: str | os.PathLike) -> dict:
+        return record(out, self.step, self.inputs, self.params, self.data, self.started)
+
+
+def metadata(entry_or_dir: dict | str | os.PathLike) -> dict:
+    """The KFP artifact metadata fields of a lineage record (or of the artifact directory holding one):
+    md5, parent_md5s ({input: md5}), code_commit, image ("" when unset)."""
+    entry = entry_or_dir if isinstance(entry_or_dir, dict) else read_json(Path(entry_or_dir) / LINEAGE_FILE)
+    return {"md5": entry["artifact_md5"], "parent_md5s": {k: v["md5"] for k, v in entry["inputs"].items()},
+            "code_commit": entry["code_commit"], "image": entry["image"] or ""}
+
+
+def source_files(paths) -> dict[str, str]:
+    """md5 of each local source data file (hub sources are named by id and revision instead)."""
+    return {str(Path(p).resolve()): artifact_md5(p) for p in sorted({str(p) for p in paths}) if Path(p).is_file()}
+
+
+# ---- audit ---------------------------------------------------------------------------------------------------------
+
+def _describe_change(recorded: dict[str, str], actual: dict[str, str]) -> str:
+    changed = sorted(f for f in recorded.keys() & actual.keys() if recorded[f] != actual[f])
+    missing = sorted(recorded.keys() - actual.keys())
+    added = sorted(actual.keys() - recorded.keys())
+    parts = ([f"changed: {', '.join(changed)}"] if changed else []) + ([f"missing: {', '.join(missing)}"] if missing else []) \
+        + ([f"added: {', '.join(added)}"] if added else [])
+    return "; ".join(parts) if parts else "file list not recorded"
+
+
+def _step_index(step: str) -> int:
+    return STEPS.index(step) if step in STEPS else len(STEPS)
+
+
+def find_records(root: str | os.PathLike) -> list[Path]:
+    """Every lineage.json below root, skipping atomic_dir's temp folders (`.<name>.tmp-*`)."""
+    root = Path(root)
+    return sorted(p for p in root.rglob(LINEAGE_FILE) if not any(part.startswith(".") and ".tmp-" in part
+                                                                 for part in p.relative_to(root).parts))
+
+
+def audit(root: str | os.PathLike, allow_missing_parents: bool = False) -> list[dict]:
+    """Check every artifact below `root` against its lineage.json and link it to its parents.
+
+    Returns one node per artifact in pipeline order: the lineage record plus "path", "condition", "task" and
+    "parents" ({input: {"path", "md5", "step"}}, None for an absent parent when `allow_missing_parents`).
+    Raises TamperedArtifactError for an artifact whose bytes changed, MissingParentError for an input that no
+    artifact of the run matches, LineageError when there is nothing to audit."""
+    root = Path(root)
+    if not root.is_dir():
+        raise LineageError(f"{root} is not a directory")
+    files = find_records(root)
+    if not files:
+        raise LineageError(f"no {LINEAGE_FILE} below {root}: not a run directory, or a run written before lineage")
+    nodes = []
+    for file in files:
+        try:
+            entry = read_json(file)
+            entry["step"], entry["artifact_md5"], entry["inputs"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise LineageError(f"{file}: unreadable lineage record ({e})") from None
+        art = file.parent
+        actual, per_file = _hash(art)
+        if actual != entry["artifact_md5"]:
+            raise TamperedArtifactError(
+                f"artifact {art} (step {entry['step']}) changed after it was written: recorded md5 "
+                f"{entry['artifact_md5']}, actual {actual} ({_describe_change(entry.get('files') or {}, per_file)})")
+        nodes.append({**entry, "path": str(art.resolve())})
+    nodes.sort(key=lambda n: (_step_index(n["step"]), n["path"]))
+    by_md5: dict[str, list[dict]] = {}
+    for node in nodes:
+        by_md5.setdefault(node["artifact_md5"], []).append(node)
+    for node in nodes:
+        parents = {}
+        for name, inp in node["inputs"].items():
+            candidates = by_md5.get(inp["md5"], [])
+            parent = next((c for c in candidates if c["path"] == inp["path"]), candidates[0] if candidates else None)
+            if parent is None and not allow_missing_parents:
+                now = ""
+                if Path(inp["path"]).exists():
+                    now = f"; {inp['path']} now has md5 {artifact_md5(inp['path'])} (replaced after this step read it)"
+                raise MissingParentError(
+                    f"artifact {node['path']} (step {node['step']}): its input {name!r} ({inp['path']}, md5 "
+                    f"{inp['md5']}) is not an artifact of {root}{now}")
+            parents[name] = None if parent is None else {"path": parent["path"], "md5": parent["artifact_md5"],
+                                                         "step": parent["step"]}
+        node["parents"] = parents
+    # Condition and target task: from the step's own params, else inherited from its parents (export, evaluate).
+    index = {n["path"]: n for n in nodes}
+    for node in nodes:  # pipeline order: parents come first
+        for key in ("condition", "task"):
+            value = node["params"].get(key)
+            if value is None and node["step"] not in ("validate", "gather", "report"):
+                value = next((index[p["path"]].get(key) for p in node["parents"].values()
+                              if p and index[p["path"]].get(key) is not None), None)
+            node[key] = value
+    nodes.sort(key=lambda n: (_step_index(n["step"]), n["condition"] != "none", str(n["condition"] or ""),
+                              str(n["task"] or ""), n["path"]))
+    return nodes
+
+
+def run_directory(path: str | os.PathLike) -> Path:
+    """The run directory holding `path` (a run directory itself, or any artifact folder inside one, e.g. the report
+    folder `runs/latest` points to): the nearest ancestor with the validate step's artifact at most 3 levels down."""
+    path = Path(path).resolve()
+    if not path.exists():
+        raise LineageError(f"{path} does not exist")
+    start = path if path.is_dir() else path.parent
+    for candidate in (start, *start.parents):
+        for depth in ("*/", "*/*/", "*/*/*/"):
+            for file in candidate.glob(depth + LINEAGE_FILE):
+                try:
+                    if read_json(file).get("step") == "validate":
+                        return candidate
+                except (OSError, ValueError):
+                    continue
+    if find_records(start):
+        return start  # a partial run: audit reports its missing parents
+    raise LineageError(f"no run directory with {LINEAGE_FILE} files at or above {path} (a run written before "
+                       f"lineage was recorded, or not a run)")
