@@ -28,6 +28,13 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev]'
 	touch $@
 
+# checkov lives in its own venv: its pins (packaging<24, networkx<2.7, ...) clash with the project's.
+CHECKOV := .tools/checkov/bin/checkov
+$(CHECKOV): tools/checkov-constraints.txt
+	python3 -m venv .tools/checkov
+	.tools/checkov/bin/pip install -q -c tools/checkov-constraints.txt checkov
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -41,7 +48,7 @@ data: $(SAMPLE)
 run: install data
 	$(XSTILTS) run --local
 
-test: install-dev data
+test: install-dev data $(CHECKOV)
 	$(PY) -m pytest
 
 compile: install
