@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import dvcdata
 from .data import CHECK_PREFIX, HUB_PREFIX, OK, PAIRS_SUFFIX, SIDES, SOURCE_ROW, canonical_columns, load_split
 from .errors import ConfigError, DataValidationError
 from .fsutil import atomic_dir, atomic_write_text, write_json
@@ -159,10 +160,17 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
     context = ephemeral_context()
     manifest = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
                 "targets": [t.name for t in targets], "tasks": {}}
+    roots, versions = _dvc_roots(data, task_data or {}, list(plan))
+    if data in versions:
+        manifest["data_version"] = versions[data]
+    task_versions = {t: versions[s] for t, s in (task_data or {}).items() if s in versions}
+    if task_versions:
+        manifest["task_data_versions"] = task_versions
     for name, (splits, eval_languages) in plan.items():
         task = get_task(name)
         for split in splits:
-            root = default_source((task_data or {}).get(name, data))
+            source = default_source((task_data or {}).get(name, data))
+            root = roots.get(source, source)
             tables[(name, split)] = load_split(task, split, root, task.split_languages(split, eval_languages), hf_revision)
         labels = _labels(task, tables)
         manifest["tasks"][name] = {"kind": task.kind, "labels": list(labels), "metric": task.metric,
@@ -189,6 +197,9 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
         sources += [p.with_name(p.name.split(".")[0] + PAIRS_SUFFIX) for p in sources]  # retrieval gold pairs
         provenance.data = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
                            "files": source_files(sources)}
+        for key in ("data_version", "task_data_versions"):
+            if key in manifest:
+                provenance.data[key] = manifest[key]
         provenance.record(tmp)
     return manifest
 
@@ -223,8 +234,22 @@ def _write_reports(outcomes: list[ExpectationOutcome], manifest: dict, report_ht
 
 
 def default_source(data: str) -> str:
-    """Accept `hf` as shorthand for the hub."""
+    """Accept `hf` as shorthand for the hub. A `dvc+<repo>?rev=<rev>&path=<path>` source is checked and kept as is
+    (validate_tasks fetches it, so the manifest and lineage can record the version)."""
+    if dvcdata.is_dvc_source(data):
+        dvcdata.parse_source(data)  # a malformed string fails here, naming the expected form
+        return data
     return HUB_PREFIX if data in ("hf", "hub", HUB_PREFIX) else data
+
+
+def _dvc_roots(data: str, task_data: dict[str, str], tasks: list[str]) -> tuple[dict[str, str], dict[str, dict]]:
+    """Fetch each DVC source used by `tasks` once: ({source: local root}, {source: data-version record})."""
+    roots, versions = {}, {}
+    for source in dict.fromkeys(default_source(task_data.get(t, data)) for t in tasks):
+        if dvcdata.is_dvc_source(source):
+            fetched = dvcdata.fetch_source(source)
+            roots[source], versions[source] = fetched["local"], dvcdata.version_record(fetched)
+    return roots, versions
 
 
 def validate_experiment(target_tasks: list[str] | str, conditions: list[str], data: str, out_dir: str | Path,
