@@ -71,3 +71,69 @@ def bench_eval_command(
                         languages=split_csv(languages) or None, join=join, int8=int8, out=out, work_dir=work_dir)
     print_eval_table(report)
     console.print(f"results: {out}", highlight=False)
+
+
+def print_train_table(report: dict) -> None:
+    table = Table(title=f"bench train: XLM-R-{report['shape']} shape · xnli rows · batch {report['batch_size']} · "
+                        f"max length {report['max_length']} · {report['steps']} steps",
+                  caption=f"{report['device']} · peak {report['peak_tflops']:.1f} TFLOP/s (measured matmul) · "
+                          f"{report['date']}")
+    for header in ("setup", "samples/s", "× Trainer", "real-token MFU", "peak memory", "warm-up s", "shapes",
+                   "loss Δ (noise)", "dev acc"):
+        table.add_column(header, justify="left" if header == "setup" else "right")
+    for r in report["setups"]:
+        if "skipped" in r:
+            table.add_row(r["setup"], f"skipped: {r['skipped']}", *[""] * 7)
+            continue
+        curve = r.get("loss_curve")
+        loss = ("—" if not curve or curve["max_abs_delta"] is None else
+                f"{curve['max_abs_delta']:.3f} ({curve['noise']:.3f}){'' if curve['within_noise'] else ' !'}")
+        ratio = "—" if r["ratio_vs_trainer"] is None else f"{r['ratio_vs_trainer']:.2f}"
+        if "speed_vs_no_checkpointing" in r:
+            ratio = f"{r['speed_vs_no_checkpointing']:.2f} vs qa-384"
+        table.add_row(r["setup"], f"{r['steady_samples_per_second']:.1f}", ratio, f"{100 * r['real_token_mfu']:.2f} %",
+                      human_bytes(r["peak_memory_bytes"]), f"{r['warmup_seconds']:.1f}", str(r["distinct_shapes"]),
+                      loss, "—" if r["dev_accuracy"] is None else f"{r['dev_accuracy']:.3f}")
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=200)
+    out.print(table)
+
+
+@bench_app.command("train")
+@friendly_errors
+def bench_train_command(
+    shape: Optional[str] = typer.Option(None, "--shape", help="Encoder shape, randomly initialised: tiny, base or "
+                                        "large (default: large on CUDA, tiny on a CPU)."),
+    steps: int = typer.Option(0, "--steps", help="Optimizer steps per setup (default: 200 on CUDA, 30 on a CPU); "
+                              "the loss curves are compared over these steps."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Rows per step, the same for every setup."),
+    max_length: int = typer.Option(128, "--max-length", help="Truncation length; the Trainer pads every row to it."),
+    join: int = typer.Option(4, "--join", help="Join this many sample rows' texts per example (realistic lengths "
+                             "from short sample sentences)."),
+    learning_rate: float = typer.Option(0.0, "--lr", help="Peak learning rate, linear decay, no warm-up (the "
+                                        "Trainer's schedule); default 2e-5, or 1e-3 for the tiny shape."),
+    token_budget: int = typer.Option(0, "--token-budget", help="Padded tokens per micro-batch of the opt-in "
+                                     "token-budget row (default: batch × max length, the Trainer batch's padded tokens)."),
+    qa: bool = typer.Option(True, "--qa/--no-qa", help="Also measure 384-token QA with and without gradient "
+                            "checkpointing."),
+    setups: str = typer.Option("", "--setups", help="Only these setups, comma-separated (the Trainer baseline always "
+                               "runs)."),
+    threads: int = typer.Option(2, "--threads", help="CPU threads per setup."),
+    peak_tflops: float = typer.Option(0.0, "--peak-tflops", help="MFU denominator; default: dense matmul throughput "
+                                      "measured on this device in this run."),
+    data: str = typer.Option("data/sample", "--data", help="Data root holding xnli/ and squad/ (or `hf`)."),
+    out: Path = typer.Option(Path("bench-train.json"), "--out", help="JSON results (written atomically)."),
+    work_dir: Optional[Path] = typer.Option(None, "--work-dir", help="Keep the data, initial model and per-setup "
+                                            "results here (default: a temporary folder)."),
+):
+    """Fine-tuning speed: the Hugging Face Trainer with its defaults (baseline) against this project's training loop
+    with one speed lever switched on per row; same model, batch and data, one run."""
+    from .bench_train import bench_train
+
+    report = bench_train(shape=shape, steps=steps, batch_size=batch_size, max_length=max_length, join=join,
+                         learning_rate=learning_rate, token_budget=token_budget, qa=qa,
+                         setups=split_csv(setups) or None, threads=threads, peak_tflops=peak_tflops, data=data,
+                         out=out, work_dir=work_dir)
+    print_train_table(report)
+    console.print(f"results: {out}", highlight=False)

@@ -144,9 +144,12 @@ def _pad(seqs: list[list[int]], width: int, value: int) -> np.ndarray:
     return out
 
 
-def collate(data: TrainData, index: np.ndarray, pad_id: int, dev: torch.device):
-    """Pad a batch to its own longest sequence (dynamic padding); returns (input_ids, attention_mask, targets)."""
-    width = max(data.lengths[i] for i in index)
+def collate(data: TrainData, index: np.ndarray, pad_id: int, dev: torch.device, width: int | None = None,
+            pin: bool = True):
+    """Pad a batch to `width` (default: its own longest sequence, i.e. dynamic padding); returns (input_ids,
+    attention_mask, targets) on `dev`. On CUDA with `pin`, the arrays go through pinned memory and are copied without
+    blocking, so the host can build the next batch while the GPU works."""
+    width = width or max(data.lengths[i] for i in index)
     if data.kind in GROUPED:
         ids = np.stack([_pad(data.inputs[i], width, pad_id) for i in index])
     else:
@@ -159,18 +162,24 @@ def collate(data: TrainData, index: np.ndarray, pad_id: int, dev: torch.device):
     else:
         y = np.asarray([data.targets[i] for i in index], dtype=np.int64)
     tensors = [torch.from_numpy(a) for a in (ids, mask, y)]
-    pin = dev.type == "cuda"
+    pin = pin and dev.type == "cuda"
     if pin:
         tensors = [t.pin_memory() for t in tensors]
     return tuple(t.to(dev, non_blocking=pin) for t in tensors)
 
 
-def loss(kind: str, outputs, y: torch.Tensor) -> torch.Tensor:
+def loss(kind: str, outputs, y: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The task kind's training loss. QA needs the attention `mask`: its softmax runs over real tokens only, so the
+    loss does not depend on how far the batch is padded."""
     if kind == RETRIEVAL:
         return contrastive_loss(*outputs)
     if kind == QA:
-        start, end = outputs
-        return (F.cross_entropy(start.float(), y[:, 0]) + F.cross_entropy(end.float(), y[:, 1])) / 2
+        start, end = (o.float() for o in outputs)
+        if mask is not None:
+            padding = mask == 0
+            start = start.masked_fill(padding, torch.finfo(start.dtype).min)
+            end = end.masked_fill(padding, torch.finfo(end.dtype).min)
+        return (F.cross_entropy(start, y[:, 0]) + F.cross_entropy(end, y[:, 1])) / 2
     if kind == TAGGING:
         return F.cross_entropy(outputs.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX)
     if kind == GENERATION:  # position t predicts token t + 1; prompt and padding positions are IGNORE_INDEX

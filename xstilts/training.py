@@ -40,6 +40,9 @@ from .causal import (TINY_CAUSAL, CausalLMModel, ensure_tiny_causal_model, is_ca
 
 KEEP_CHECKPOINTS = 2
 SAMPLING = ("proportional", "temperature")
+PADDING = ("dynamic", "buckets", "max_length")
+COMPILE = ("off", "on", "cuda-graphs")
+ATTENTION = ("sdpa", "eager")
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,19 @@ class TrainConfig:
     sampling: str = "proportional"  # multi-task: "proportional" to size, or "temperature" (p ∝ n^(1/T))
     temperature: float = 2.0
     retrieval_layer: int = 0  # contrastive (code search) training: the pooled layer, as at evaluation (0 = middle)
+    # Speed and memory levers (`xstilts bench train` measures each). None changes the math beyond float rounding,
+    # except token_budget, which changes how many rows a step sees.
+    padding: str = "dynamic"  # "dynamic": to the batch's longest; "buckets": that, rounded up to bucket_multiple
+    #                           (few distinct shapes, for compile); "max_length": always max_length (HF's default)
+    bucket_multiple: int = 16
+    token_budget: int = 0  # > 0: micro-batches of up to this many padded tokens instead of batch_size rows (opt-in)
+    compile: str = "off"  # "on": torch.compile, one static graph per shape; "cuda-graphs": + CUDA graph replay
+    attention: str = "sdpa"  # "sdpa" (fused attention kernels) or "eager" (the reference implementation)
+    bf16: bool = True  # bf16 autocast on CUDA (always fp32 on CPU)
+    fused_optimizer: bool = True  # the fused AdamW kernel on CUDA
+    pin_memory: bool = True  # CUDA: batches built in pinned memory and copied without blocking the host
+    log_every: int = 50  # optimizer steps between reading losses back to the host (each read waits for the GPU)
+    grad_checkpointing: bool = False  # recompute activations in backward: less memory for long inputs, slower
 
     @classmethod
     def from_dict(cls, values: dict | None) -> "TrainConfig":
@@ -88,7 +104,25 @@ class TrainConfig:
             raise ConfigError(f"training parameter 'sampling' must be one of {', '.join(SAMPLING)}, got {config.sampling!r}")
         if config.temperature <= 0:
             raise ConfigError(f"training parameter 'temperature' must be > 0, got {config.temperature}")
+        for name, allowed in (("padding", PADDING), ("compile", COMPILE), ("attention", ATTENTION)):
+            if getattr(config, name) not in allowed:
+                raise ConfigError(f"training parameter {name!r} must be one of {', '.join(allowed)}, "
+                                  f"got {getattr(config, name)!r}")
+        if config.bucket_multiple < 1 or config.log_every < 1 or config.token_budget < 0:
+            raise ConfigError("training parameters 'bucket_multiple' and 'log_every' must be >= 1 and 'token_budget' "
+                              f">= 0, got {config.bucket_multiple}, {config.log_every}, {config.token_budget}")
+        if config.token_budget and config.token_budget < config.max_length:
+            raise ConfigError(f"training parameter 'token_budget' ({config.token_budget}) must hold at least one "
+                              f"sequence of max_length {config.max_length}")
         return config
+
+    def padded_width(self, longest: int) -> int:
+        """The padded length of a micro-batch whose longest sequence has `longest` tokens."""
+        if self.padding == "max_length":
+            return max(longest, self.max_length)
+        if self.padding == "buckets":
+            return max(longest, min(self.max_length, -(-longest // self.bucket_multiple) * self.bucket_multiple))
+        return longest
 
     def settings(self) -> Settings:
         return Settings(max_length=self.max_length, doc_stride=self.doc_stride, max_query_length=self.max_query_length,
@@ -117,6 +151,33 @@ def length_grouped_batches(lengths: list[int], batch_size: int, seed: int, epoch
         chunk = chunk[np.argsort(-lengths_arr[chunk], kind="stable")]
         batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def token_budget_batches(lengths: list[int], budget: int, width_of, seed: int, epoch: int) -> list[np.ndarray]:
+    """Micro-batches of at most `budget` padded tokens (rows × padded width): examples sorted by length, ties in a
+    random order per epoch, packed greedily from the longest; the batches are then shuffled. The sequence of widths
+    and therefore the batch count is the same every epoch."""
+    rng = np.random.default_rng([seed, epoch])
+    lengths_arr = np.asarray(lengths)
+    order = rng.permutation(len(lengths))
+    order = order[np.argsort(-lengths_arr[order], kind="stable")]
+    batches, start = [], 0
+    while start < len(order):
+        rows = max(1, budget // width_of(int(lengths_arr[order[start]])))
+        batches.append(order[start:start + rows])
+        start += rows
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def epoch_batches(lengths: list[int], config: "TrainConfig", epoch: int) -> list[np.ndarray]:
+    if config.token_budget:
+        return token_budget_batches(lengths, config.token_budget, config.padded_width, config.seed, epoch)
+    return length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
+
+
+def backbone(model) -> torch.nn.Module:
+    """The pretrained transformer inside a training model: an encoder (heads model) or a causal LM."""
+    return model.lm if isinstance(model, CausalLMModel) else model.encoder
 
 
 def task_probabilities(sizes: list[int], sampling: str, temperature: float) -> np.ndarray:
@@ -188,7 +249,8 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
         if dev_df is not None:
             dev_sets.append((task, labels, dev_df))
     pad_id = tokenizer.pad_token_id
-    micro_per_epoch = [math.ceil(len(d.inputs) / config.batch_size) for d in train_sets]
+    micro_per_epoch = [len(epoch_batches(d.lengths, config, 0)) if config.token_budget
+                       else math.ceil(len(d.inputs) / config.batch_size) for d in train_sets]
     # An epoch is one pass over every task's data in expectation (exactly, for a single task).
     steps_per_epoch = max(1, sum(micro_per_epoch) // config.grad_accum)
     total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.epochs * steps_per_epoch)
@@ -199,6 +261,11 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
         raise ConfigError("contrastive (retrieval) training uses in-batch negatives and cannot be split across "
                           "torchrun processes; run it in one process (nproc_per_node 1)")
 
+    cuda = dev.type == "cuda"
+    body = backbone(model)
+    body.set_attn_implementation(config.attention)
+    if config.grad_checkpointing:
+        body.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.to(dev).train()
     # Contrastive tasks have no head: both sides are embedded by the shared encoder, pooled as at evaluation.
     poolers = {d.task: MeanPooledEncoder(model.encoder, config.retrieval_layer) for d in train_sets
@@ -208,7 +275,7 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
         {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
         {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
     ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=dev.type == "cuda")
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=cuda and config.fused_optimizer)
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
@@ -235,17 +302,48 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
     net = model
     if distributed.enabled():
         # Multi-task: a micro-batch uses one head (the same on every rank), so the others get no gradient.
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if cuda else None,
                                                         find_unused_parameters=len(train_sets) > 1)
+
+    def forward_loss(task: str, kind: str, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda and config.bf16):
+            outputs = kinds.pair_embeddings(poolers[task], x, mask) if task in poolers else net(task, x, mask)
+        return kinds.loss(kind, outputs, y, mask)
+
+    if config.compile != "off":
+        import torch._dynamo as dynamo
+
+        # One static graph per (task, padded shape): buckets keep that number small; allow every bucket a graph.
+        dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit, 64)
+        forward_loss = torch.compile(forward_loss, dynamic=False,
+                                     mode="reduce-overhead" if config.compile == "cuda-graphs" and cuda else None)
+    graph_replay = config.compile == "cuda-graphs" and cuda
+
+    def synchronize() -> None:
+        if cuda:
+            torch.cuda.synchronize(dev)
 
     started = time.perf_counter()
     start_step = state["step"]
-    seen_tokens = 0
+    seen_tokens = seen_samples = padded_tokens = 0
+    # Steps that run a shape for the first time (compilation, CUDA graph capture, autotuning) are timed apart, with
+    # a device sync around each; they are few (one per bucket), so the other steps never wait for the GPU.
+    shapes_seen: set = set()
+    warmup_seconds, warmup_samples, warmup_tokens = 0.0, 0, 0
+    pending_losses: list[torch.Tensor] = []  # on the device until the next read-back
+
+    def read_losses() -> None:
+        if pending_losses:
+            state["losses"] += [round(v, 6) for v in torch.stack(pending_losses).tolist()]
+            pending_losses.clear()
+            progress.set_postfix(loss=f"{state['losses'][-1]:.4f}", refresh=False)
+
     progress = tqdm(total=total_steps, initial=state["step"], desc=desc, unit="step", dynamic_ncols=True,
                     mininterval=1.0, disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1" or not main)
     batches: dict[int, tuple[int, list[np.ndarray]]] = {}  # task index → (epoch, its batches)
     while state["step"] < total_steps and not state["stopped_early"]:
         loss_sum = torch.zeros((), device=dev)
+        step_started, step_samples, step_tokens, new_shape = time.perf_counter(), 0, 0, False
         for accum_index in range(config.grad_accum):
             micro = state["step"] * config.grad_accum + accum_index
             # The task of each micro-batch is a function of (seed, micro), so a resumed run draws the same sequence.
@@ -253,22 +351,28 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
             data = train_sets[t]
             epoch, position = divmod(state["micro_done"][t], micro_per_epoch[t])
             if batches.get(t, (None,))[0] != epoch:
-                batches[t] = (epoch, length_grouped_batches(data.lengths, config.batch_size, config.seed, epoch))
+                batches[t] = (epoch, epoch_batches(data.lengths, config, epoch))
             global_index = batches[t][1][position]
             state["micro_done"][t] += 1
             index, share = distributed.shard(global_index)
-            x, mask, y = kinds.collate(data, index, pad_id, dev)
-            seen_tokens += sum(data.lengths[i] for i in global_index)  # counted on the host: no device sync
+            width = config.padded_width(max(data.lengths[i] for i in global_index))
+            x, mask, y = kinds.collate(data, index, pad_id, dev, width, pin=config.pin_memory)
+            # Counted on the host from the lengths: no device sync.
+            step_tokens += sum(data.lengths[i] for i in global_index)
+            padded_tokens += width * len(global_index) * (x.shape[1] if data.kind in kinds.GROUPED else 1)
+            step_samples += len(global_index)
+            shape = (data.task, tuple(x.shape))
+            if shape not in shapes_seen:
+                shapes_seen.add(shape)
+                new_shape = True
+                synchronize()
             # DDP all-reduces gradients on the last micro-batch of the step only.
             last = accum_index == config.grad_accum - 1
             with net.no_sync() if net is not model and not last else nullcontext():
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                    if data.task in poolers:
-                        outputs = kinds.pair_embeddings(poolers[data.task], x, mask)
-                    else:
-                        outputs = net(data.task, x, mask)
+                if graph_replay:
+                    torch.compiler.cudagraph_mark_step_begin()
                 # This shard's share of the global micro-batch mean; DDP averages over ranks, hence × world.
-                loss = kinds.loss(data.kind, outputs, y) * share / config.grad_accum
+                loss = forward_loss(data.task, data.kind, x, mask, y) * share / config.grad_accum
                 (loss * distributed.world_size()).backward()
             loss_sum += loss.detach()
         distributed.sum_across_ranks(loss_sum)  # the global micro-batch loss, for the log
@@ -277,11 +381,21 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
-        state["losses"].append(round(float(loss_sum), 6))
+        seen_samples += step_samples
+        seen_tokens += step_tokens
+        pending_losses.append(loss_sum)
+        if new_shape or state["step"] == start_step + 1:  # the first step pays one-off start-up costs too
+            synchronize()
+            warmup_seconds += time.perf_counter() - step_started
+            warmup_samples += step_samples
+            warmup_tokens += step_tokens
         progress.update(1)
-        progress.set_postfix(loss=f"{state['losses'][-1]:.4f}", refresh=False)
 
-        if dev_sets and (state["step"] % eval_every == 0 or state["step"] == total_steps):
+        evaluate = dev_sets and (state["step"] % eval_every == 0 or state["step"] == total_steps)
+        checkpoint = (main and state["step"] % config.checkpoint_every == 0 and state["step"] < total_steps)
+        if evaluate or checkpoint or state["step"] % config.log_every == 0:
+            read_losses()
+        if evaluate:
             per_task = dev_score(model, dev_sets, tokenizer, settings, config.batch_size * 2, dev)
             score = float(np.mean(list(per_task.values())))
             state["dev_scores"].append([state["step"], score, per_task])
@@ -296,14 +410,17 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
                         tqdm.write(f"[{desc}] early stop at step {state['step']}: the dev score has not improved on "
                                    f"{state['best_score']:.4f} (step {state['best_step']}) for {config.patience} "
                                    "evaluations")
-        if (main and state["step"] % config.checkpoint_every == 0 and state["step"] < total_steps
-                and not state["stopped_early"]):
+        if checkpoint and not state["stopped_early"]:
             save_checkpoint(ckpt_dir, state["step"], model, optimizer, scheduler, state, best_state)
+    read_losses()
+    synchronize()
     progress.close()
     seconds = time.perf_counter() - started
+    if config.grad_checkpointing:
+        body.gradient_checkpointing_disable()
     if best_state is not None:
         model.load_state_dict(best_state)
-    steps_run = state["step"] - start_step
+    steady_seconds = seconds - warmup_seconds
     return {
         "steps": state["step"], "total_steps": total_steps, "resumed_from_step": start_step,
         "train_examples": {d.task: len(d.inputs) for d in train_sets},
@@ -312,9 +429,16 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
         "best_dev_score": state["best_score"] if dev_sets else None, "best_step": state["best_step"],
         "stopped_early": state["stopped_early"], "dev_scores": state["dev_scores"], "losses": state["losses"],
         "train_seconds": round(seconds, 3),
-        "samples_per_second": round(steps_run * config.batch_size * config.grad_accum / seconds, 2) if seconds else None,
+        "samples_per_second": round(seen_samples / seconds, 2) if seconds else None,
         "tokens_per_second": round(seen_tokens / seconds, 1) if seconds else None, "device": dev.type,
         "world_size": distributed.world_size(),
+        # Throughput without the warm-up steps (the first, and each new shape's first: compilation, graph capture).
+        "warmup_seconds": round(warmup_seconds, 3), "distinct_shapes": len(shapes_seen),
+        "steady_samples_per_second": (round((seen_samples - warmup_samples) / steady_seconds, 2)
+                                      if steady_seconds > 0 and seen_samples > warmup_samples else None),
+        "samples": seen_samples, "real_tokens": seen_tokens, "padded_tokens": padded_tokens,
+        "steady_tokens_per_second": (round((seen_tokens - warmup_tokens) / steady_seconds, 1)
+                                     if steady_seconds > 0 and seen_samples > warmup_samples else None),
     }
 
 
