@@ -27,5 +27,5 @@ def trainjob_launcher(condition: str, dataset: Input[Dataset], model_name: str, 
     for name, value in scalar_metrics(result).items():
         metrics.log_metric(name, value)
     model.metadata.update({"condition": condition, "base_model": model_name, "framework": "pytorch+safetensors",
-                           "trainjob": result["trainjob"], "num_nodes": num_nodes,
+                           "trainjob": result["trainjob"] or "", "num_nodes": result["num_nodes"],
                            **metadata(model.path), **push_metadata(model.path, dvc_remote)})

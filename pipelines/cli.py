@@ -50,7 +50,11 @@ def run(
 def compile_(
     out: Path = typer.Option(Path("pipelines/compiled/xstilts.yaml"), help="Where to write the pipeline YAML."),
     image: Optional[str] = typer.Option(None, help="Component image (built by docker/Dockerfile). Default: the release image."),
-    gpus: int = typer.Option(1, help="GPUs per training/eval pod."),
+    gpus: int = typer.Option(1, help="GPUs per training/eval pod (training steps run torchrun over all of them), "
+                             "and per node with --num-nodes."),
+    num_nodes: int = typer.Option(1, "--num-nodes", help="> 1: the intermediate fine-tune runs as a Kubeflow "
+                                  "Trainer v2 TrainJob on this many nodes (needs the `torch-distributed` runtime "
+                                  "and k8s/base/rbac.yaml's TrainJob rules)."),
     gpu_memory: str = typer.Option("64G", "--memory", help="Memory request and limit of GPU pods."),
     cpu: str = typer.Option("8", help="CPU request of GPU pods."),
     cache_pvc: str = typer.Option("xstilts-model-cache", help="PVC (ReadWriteMany) for the model cache and checkpoints."),
@@ -66,7 +70,9 @@ def compile_(
 
     if preset not in CLUSTER_PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(CLUSTER_PRESETS)}")
-    cluster = ClusterSettings(gpus=gpus, memory=gpu_memory, cpu=cpu, cache_pvc=cache_pvc)
+    if gpus < 1 or num_nodes < 1:
+        raise ConfigError(f"--gpus and --num-nodes must be at least 1 (got {gpus}, {num_nodes})")
+    cluster = ClusterSettings(gpus=gpus, memory=gpu_memory, cpu=cpu, cache_pvc=cache_pvc, num_nodes=num_nodes)
     print(f"pipeline: {compile_pipeline(out, image or DEFAULT_IMAGE, cluster, CLUSTER_PRESETS[preset])}")
 
 

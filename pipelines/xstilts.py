@@ -30,6 +30,7 @@ from components.promotion_gate import promotion_gate
 from components.report import report
 from components.resolve_data import resolve_data
 from components.target_finetune import target_finetune
+from components.trainjob_launcher import trainjob_launcher
 from components.validate_data import validate_data
 from components.zero_shot_eval import zero_shot_eval
 from xstilts.params import XTREME_GRID
@@ -56,6 +57,10 @@ class ClusterSettings:
     node_selector_value: str = "true"
     toleration_key: str = "nvidia.com/gpu"
     retries: int = 3
+    # > 1: the intermediate fine-tune runs as a Kubeflow Trainer v2 TrainJob on this many nodes of `gpus` GPUs each
+    # (components/trainjob_launcher.py); the pipeline step itself is then a small CPU pod that submits and watches it.
+    num_nodes: int = 1
+    trainjob_runtime: str = "torch-distributed"
 
 
 IMAGE_UID = 10001  # docker/Dockerfile's USER
@@ -118,6 +123,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
     resolve_op = _with_image(resolve_data, image)
     validate_op = _with_image(validate_data, image)
     intermediate_op = _with_image(intermediate_finetune, image)
+    launcher_op = _with_image(trainjob_launcher, image)
     target_op = _with_image(target_finetune, image)
     export_op = _with_image(export_onnx, image)
     eval_op = _with_image(zero_shot_eval, image)
@@ -164,10 +170,18 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
             data_md5=resolved.outputs["data_md5"], data_repo=data_repo, data_rev=data_rev)), cluster)
         validated.set_display_name("validate data")
         with dsl.ParallelFor(conditions, name="conditions") as condition:
-            inter = _gpu_step(intermediate_op(condition=condition, dataset=validated.outputs["dataset"],
-                                              model_name=model_name, model_revision=model_revision,
-                                              train_params=intermediate_train, dvc_remote=dvc_remote),
-                              cluster, retry=True)
+            if cluster.num_nodes > 1:  # across nodes: this pod submits a TrainJob, the nodes share the cache PVC
+                inter = _mount_cache(_cpu_step(launcher_op(
+                    condition=condition, dataset=validated.outputs["dataset"], model_name=model_name,
+                    model_revision=model_revision, train_params=intermediate_train, image=image,
+                    num_nodes=cluster.num_nodes, gpus_per_node=cluster.gpus, cpu_per_node=cluster.cpu,
+                    memory_per_node=cluster.memory, runtime=cluster.trainjob_runtime, shared_pvc=cluster.cache_pvc,
+                    shared_mount=cluster.cache_mount, dvc_remote=dvc_remote), cpu="1", memory="4G"), cluster)
+            else:
+                inter = _gpu_step(intermediate_op(condition=condition, dataset=validated.outputs["dataset"],
+                                                  model_name=model_name, model_revision=model_revision,
+                                                  train_params=intermediate_train, dvc_remote=dvc_remote),
+                                  cluster, retry=True)
             _dvc_remote_env(inter).set_display_name("intermediate fine-tune")
             with dsl.ParallelFor(target_tasks, name="target-tasks") as target_task:
                 target = _gpu_step(target_op(target_task=target_task, dataset=validated.outputs["dataset"],

@@ -88,6 +88,35 @@ def test_image_is_a_compile_parameter(tmp_path):
     assert images == {"registry.example/xstilts:dev"}
 
 
+def test_multi_gpu_pods_and_multi_node_trainjobs(tmp_path):
+    """--gpus N: every training pod asks for N GPUs (the components run torchrun over them). --num-nodes M: the
+    intermediate step becomes the TrainJob launcher, a CPU pod on the shared cache PVC that asks for M nodes × N."""
+    from pipelines.xstilts import ClusterSettings
+
+    spec, _ = load_docs(compile_pipeline(tmp_path / "gpus.yaml", cluster=ClusterSettings(gpus=4)))
+    executors = spec["deploymentSpec"]["executors"]
+    for name in ("exec-intermediate-finetune", "exec-target-finetune"):
+        assert executors[name]["container"]["resources"]["accelerator"]["resourceCount"] == "4"
+        assert "run_data_parallel(finetune" in "".join(executors[name]["container"]["command"])
+
+    spec, platform = load_docs(compile_pipeline(tmp_path / "nodes.yaml", cluster=ClusterSettings(gpus=8, num_nodes=3),
+                                                image="registry.example/xstilts:dev"))
+    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    assert set(loop) == {"trainjob-launcher", "for-loop-2", "gather-results"}
+    inputs = loop["trainjob-launcher"]["inputs"]["parameters"]
+    assert inputs["num_nodes"]["runtimeValue"]["constant"] == 3
+    assert inputs["gpus_per_node"]["runtimeValue"]["constant"] == 8
+    assert inputs["image"]["runtimeValue"]["constant"] == "registry.example/xstilts:dev"
+    assert inputs["shared_pvc"]["runtimeValue"]["constant"] == "xstilts-model-cache"
+    inner = spec["components"]["comp-for-loop-2"]["dag"]["tasks"]
+    assert (inner["target-finetune"]["inputs"]["artifacts"]["intermediate_model"]["componentInputArtifact"]
+            == "pipelinechannel--trainjob-launcher-model")
+    launcher = spec["deploymentSpec"]["executors"]["exec-trainjob-launcher"]["container"]
+    assert "accelerator" not in launcher["resources"]
+    mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-trainjob-launcher"]["pvcMount"]
+    assert mounts[0]["mountPath"] == "/mnt/cache"
+
+
 def test_library_never_imports_kfp():
     for path in (REPO / "xstilts").rglob("*.py"):
         tree = ast.parse(path.read_text())

@@ -53,3 +53,14 @@ def test_settings_are_checked_before_submitting():
         launch_trainjob(["true"], TrainJobSettings(backend="slurm"))
     with pytest.raises(TrainJobError, match="num_nodes must be >= 1"):
         launch_trainjob(["true"], TrainJobSettings(num_nodes=0))
+
+
+def test_the_none_condition_passes_through_without_a_trainjob(dataset, tmp_path):
+    from xstilts.trainjob import intermediate_trainjob
+    from xstilts.training import TrainConfig
+
+    # A backend that cannot submit anything: the `none` branch must not try.
+    result = intermediate_trainjob("none", dataset, "tiny", tmp_path / "model", TrainConfig(),
+                                   settings=TrainJobSettings(backend="slurm"))
+    assert result["trainjob"] is None and result["skipped"]
+    assert (tmp_path / "model" / "encoder" / "config.json").exists()

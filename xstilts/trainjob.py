@@ -145,7 +145,14 @@ def intermediate_trainjob(condition: str, dataset_dir: str | Path, model_name: s
 
     The nodes cannot see this pod's artifact paths, so the dataset goes to a fresh folder on the shared volume
     (`shared_root`, default `<shared_mount>/trainjobs`), the job writes the model there, and it is moved to
-    `out_dir`. Returns the training metrics (training.json) plus the TrainJob's name."""
+    `out_dir`. Returns the training metrics (training.json) plus the TrainJob's name. The `none` condition trains
+    nothing, so it passes the pretrained model through here, without a TrainJob."""
+    from .tasks import condition_tasks
+    from .training import intermediate_finetune
+
+    if not condition_tasks(condition):
+        return {**intermediate_finetune(condition, dataset_dir, model_name, out_dir, config, model_revision),
+                "trainjob": None, "num_nodes": 0}
     work = Path(shared_root or Path(settings.shared_mount) / "trainjobs") / f"{condition}-{uuid.uuid4().hex[:12]}"
     try:
         shutil.copytree(dataset_dir, work / "dataset")
