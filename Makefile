@@ -8,7 +8,7 @@ XSTILTS := $(VENV)/bin/xstilts
 PIP_FLAGS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 SAMPLE := data/sample/bucc18/test.pairs.tsv
 
-.PHONY: run test install install-dev data compile measure clean help toolchains bench-code-eval
+.PHONY: run test install install-dev data compile measure clean help toolchains bench-code-eval bench-train bench-eval
 
 help:
 	@echo "make run      run the whole pipeline locally (tiny model, sample data); prints 'report: <path>'"
@@ -17,6 +17,8 @@ help:
 	@echo "make measure  time the local pipeline and print the installed environment's size"
 	@echo "make toolchains      compilers/runtimes and the bwrap sandbox for xstilts code-eval"
 	@echo "make bench-code-eval sandboxed execution throughput (programs/s) for Python and C++"
+	@echo "make bench-train     training speed: HF Trainer baseline vs each speed lever (bench-train.json)"
+	@echo "make bench-eval      evaluation speed: PyTorch eager fp32 vs onnxruntime setups (bench-eval.json)"
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -55,6 +57,12 @@ toolchains: $(NODE_TOOLS)
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends $$pkgs; \
 	  else echo "code-eval toolchains missing: sudo apt-get install$$pkgs"; exit 1; fi; \
 	fi
+
+bench-train: install
+	$(XSTILTS) bench train
+
+bench-eval: install
+	$(XSTILTS) bench eval
 
 bench-code-eval: install toolchains
 	$(XSTILTS) code-eval --bench --bench-languages python,cpp,go,java --bench-programs 24

@@ -109,7 +109,7 @@ def bench_train_command(
                               "the loss curves are compared over these steps."),
     batch_size: int = typer.Option(32, "--batch-size", help="Rows per step, the same for every setup."),
     max_length: int = typer.Option(128, "--max-length", help="Truncation length; the Trainer pads every row to it."),
-    join: int = typer.Option(4, "--join", help="Join this many sample rows' texts per example (realistic lengths "
+    join: int = typer.Option(6, "--join", help="Join this many sample rows' texts per example (realistic lengths "
                              "from short sample sentences)."),
     learning_rate: float = typer.Option(0.0, "--lr", help="Peak learning rate, linear decay, no warm-up (the "
                                         "Trainer's schedule); default 2e-5, or 1e-3 for the tiny shape."),

@@ -310,7 +310,7 @@ def loss_curve_comparison(losses: list[float], baseline: list[float], window: in
             "window_means": [round(float(v), 4) for v in a.mean(1)]}
 
 
-def bench_train(shape: str | None = None, steps: int = 0, batch_size: int = 32, max_length: int = 128, join: int = 4,
+def bench_train(shape: str | None = None, steps: int = 0, batch_size: int = 32, max_length: int = 128, join: int = 6,
                 learning_rate: float = 0.0, token_budget: int = 0, qa: bool = True, setups: list[str] | None = None,
                 threads: int = 2, peak_tflops: float = 0.0, data: str = "data/sample",
                 languages: list[str] | None = list(SAMPLE_LANGUAGES), seed: int = 42, window: int = 0,
