@@ -153,3 +153,27 @@ def test_bench_prints_throughput():
     run = cli("--bench", "--bench-languages", "python", "--bench-programs", "4", "--workers", "2")
     assert run.returncode == 0, run.stderr
     assert "python: " in run.stdout and " programs/s (4 programs, 4 passed" in run.stdout
+
+
+def test_go_follows_the_problems_test_convention(tmp_path):
+    """A Go test with `func main` (mxeval's MBXP files, the fixtures) is built and run; one with
+    `func TestXxx(t *testing.T)` (MultiPL-E, HumanEval-X; here in an external `_test` package with subtests) runs
+    under `go test` in a module folder."""
+    from xstilts.code_eval import Sample, evaluate
+    from xstilts.code_exec import get_language
+
+    go = get_language("go")
+    assert {go.for_problem(p).source for p in fixture_problems(("go",))} == {"main.go"}
+    problem = {"task_id": "multipl-e/add", "language": "go", "entry_point": "add",
+               "prompt": 'package add_test\n\nimport (\n\t"fmt"\n\t"testing"\n)\n\n// add(2, 3) == 5\n'
+                         "func add(a int, b int) int {\n",
+               "test": "func TestAdd(t *testing.T) {\n\tcandidate := add\n\tfor i, c := range [][3]int{{2, 3, 5}, "
+                       "{-1, 1, 0}} {\n\t\tt.Run(fmt.Sprintf(\"test num %d\", i), func(t *testing.T) {\n"
+                       "\t\t\tif got := candidate(c[0], c[1]); got != c[2] {\n"
+                       "\t\t\t\tt.Errorf(\"got %d, want %d\", got, c[2])\n\t\t\t}\n\t\t})\n\t}\n}\n"}
+    assert go.for_problem(problem).source == "main_test.go"
+    samples = [Sample("multipl-e/add", completion, i, i + 1)
+               for i, completion in enumerate(["\treturn a + b\n}\n", "\treturn a - b\n}\n"])]
+    rows = evaluate({"multipl-e/add": problem}, samples, ks=[1], workers=2).samples
+    assert [r["status"] for r in rows] == ["passed", "failed"], rows
+    assert "--- FAIL: TestAdd/test_num_0" in rows[1]["stderr"] and "got -1, want 5" in rows[1]["stderr"], rows[1]

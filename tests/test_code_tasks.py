@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import re
+from collections import Counter
 
 import pytest
 import torch
 
 from xstilts import kinds
 from xstilts import sample_data as sd
+from xstilts.code_eval import Sample, evaluate
+from xstilts.code_exec import ToolchainMissingError, find_toolchain, get_language
 from xstilts.data import canonicalize
 from xstilts.modeling import MeanPooledEncoder, load_encoder
 from xstilts.tasks import GENERATION, RETRIEVAL, condition_tasks, get_task
@@ -33,14 +35,29 @@ def canonical_problems() -> list[dict]:
 
 
 PROBLEMS = canonical_problems()
-# How each toolchain runs one program file (prompt + completion + "\n" + test), and what it needs on PATH.
-RUNNERS = {
-    "javascript": (["node"], "main.js", lambda f: [["node", f]]),
-    "typescript": (["tsc", "node"], "main.ts", lambda f: [["tsc", "--outDir", ".", f], ["node", "main.js"]]),
-    "java": (["javac", "java"], "Main.java", lambda f: [["javac", f], ["java", "Main"]]),
-    "cpp": (["g++"], "main.cpp", lambda f: [["g++", "-std=c++17", "-o", "main", f], ["./main"]]),
-    "go": (["go"], "main_test.go", lambda f: [["go", "test", f]]),
-}
+OTHER_LANGUAGES = [lang for lang in get_task("mbxp").languages if lang != "python"]
+
+
+def require_toolchain(language: str) -> None:
+    """Skip, with code_exec's own message, where code_exec finds no toolchain for `language` (`make toolchains`
+    installs them; tsc lives under .tools/node)."""
+    try:
+        find_toolchain(get_language(language))
+    except ToolchainMissingError as e:
+        pytest.skip(str(e))
+
+
+def execute(language: str, runs: list[tuple[dict, str]]) -> list[dict]:
+    """Each (sample problem, completion) run as `xstilts code-eval` runs it; its result rows, in order."""
+    problems = {p["id"]: {"task_id": p["id"], "language": language, "prompt": p["prompt"], "test": p["test"],
+                          "entry_point": p["entry_point"]} for p, _ in runs}
+    seen: Counter = Counter()
+    samples = []
+    for p, completion in runs:
+        samples.append(Sample(p["id"], completion, seen[p["id"]], len(samples) + 1))
+        seen[p["id"]] += 1
+    # Our own sample code: where bwrap cannot isolate, the resource limits alone will do.
+    return evaluate(problems, samples, ks=[1], workers=2, allow_no_isolation=True, desc=f"sample {language}").samples
 
 
 def program(problem: dict, completion: str | None = None) -> str:
@@ -66,21 +83,31 @@ def test_python_canonical_solutions_pass_and_wrong_ones_fail(problem):
         exec(compile(program(problem, wrong), problem["id"], "exec"), {})
 
 
-@pytest.mark.parametrize("language", list(RUNNERS))
-def test_other_languages_canonical_solutions_pass(language, tmp_path):
-    tools, filename, commands = RUNNERS[language]
-    missing = [t for t in tools if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"no {', '.join(missing)} on this machine")
+@pytest.mark.parametrize("language", OTHER_LANGUAGES)
+def test_other_languages_canonical_solutions_pass(language):
+    require_toolchain(language)
     problems = [p for p in PROBLEMS if p["program_language"] == language]
     assert problems
-    for p in problems:
-        work = tmp_path / p["id"].replace("/", "_")
-        work.mkdir()
-        (work / filename).write_text(program(p), encoding="utf-8")
-        for command in commands(filename):
-            done = subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=120)
-            assert done.returncode == 0, f"{p['id']}: {' '.join(command)}\n{done.stdout}\n{done.stderr}"
+    results = execute(language, [(p, p["completion"]) for p in problems])
+    assert [(r["task_id"], r["status"], r["stderr"]) for r in results if not r["passed"]] == []
+
+
+def test_go_sample_problems_run_as_go_tests_and_wrong_solutions_fail():
+    """The sample's Go tests are `func TestXxx(t *testing.T)` functions: they run under `go test`, a wrong answer
+    fails with go test's report and an unused variable does not compile."""
+    require_toolchain("go")
+    problems = [p for p in PROBLEMS if p["program_language"] == "go"]
+    assert problems and all(get_language("go").for_problem(p).source == "main_test.go" for p in problems)
+    # The zero value of each function's result type: wrong for at least one case of every sample problem.
+    result_types = [re.search(r"\)\s*([^(){}]+?)\s*\{\s*\Z", p["prompt"]).group(1) for p in problems]
+    wrong = [(p, f"\tvar zero {result}\n\treturn zero\n}}\n") for p, result in zip(problems, result_types)]
+    unused = [(problems[0], "\tunused := 1\n" + problems[0]["completion"])]
+    results = execute("go", [(p, p["completion"]) for p in problems] + wrong + unused)
+    canonical, failed, broken = results[:len(problems)], results[len(problems):-1], results[-1]
+    assert [r["status"] for r in canonical] == ["passed"] * len(problems), canonical
+    assert [r["status"] for r in failed] == ["failed"] * len(problems), failed
+    assert all("--- FAIL: Test" in r["stderr"] and "want" in r["stderr"] for r in failed), failed
+    assert broken["status"] == "compile_error" and "not used" in broken["stderr"], broken
 
 
 def test_codesearch_trains_and_retrieval_targets_do_not():

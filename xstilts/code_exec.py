@@ -1,15 +1,20 @@
 """How each programming language turns a problem and a completion into a program, compiles and runs it.
 
 Programs are assembled as MBXP (amazon-science/mxeval) and HumanEval do: Python is prompt + completion + test +
-`check(entry_point)`; the other languages are prompt + completion + test, where the test holds the `main`. A program
-passes when it exits 0. Toolchains are found when a language is first used; a missing one is an error naming the
-language and the executable.
+`check(entry_point)`; the other languages are prompt + completion + test, where the test holds the `main`. Go follows
+the problem's test: a test with `func main` is built and run as a program (mxeval's MBXP files), a test with
+`func TestXxx(t *testing.T)` (MultiPL-E, HumanEval-X) runs as `go test` on a `main_test.go` in a module folder. A
+program passes when it exits 0. Toolchains are found when a language is first used; a missing one is an error naming
+the language and the executable.
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
+import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from signal import SIGABRT, SIGXCPU
@@ -56,6 +61,13 @@ class Language:
     run_memory_extra_mb: int = 0  # runtimes whose own heap limit sits inside RLIMIT_DATA (JVM, V8) need headroom
     compile_limits: Limits = field(default_factory=lambda: Limits(memory_mb=2048, nproc=256, tmp_mb=256,
                                                                   file_mb=256))
+    files: Callable[[Toolchain], dict[str, str]] = lambda tc: {}  # written beside the program, e.g. Go's go.mod
+    # The convention a problem's test follows, when a language has more than one (Go: `func main` or `go test`).
+    variant: Callable[[Mapping], Language | None] | None = None
+    reports_on_stdout: bool = False  # test runners that print failures on stdout (go test): keep it with stderr
+
+    def for_problem(self, problem: Mapping) -> Language:
+        return (self.variant(problem) if self.variant is not None else None) or self
 
     def assemble(self, problem: Mapping, completion: str) -> str:
         program = problem["prompt"] + completion + "\n" + problem["test"] + "\n"
@@ -69,9 +81,50 @@ def _node_env(tc: Toolchain) -> dict[str, str]:
 
 
 def _go_env(tc: Toolchain) -> dict[str, str]:
-    # No cgo (no C toolchain in the loop), no module downloads, build cache on the private /tmp.
-    return {"GOCACHE": "/tmp/go-cache", "GOPATH": "/tmp/go", "CGO_ENABLED": "0", "GOPROXY": "off",
-            "GOTOOLCHAIN": "local", "GOFLAGS": "-mod=mod", "GO111MODULE": "auto", "GOTELEMETRY": "off"}
+    # No cgo (no C toolchain in the loop), no module downloads or toolchain switches (standard library only), build
+    # cache and GOPATH on the private /tmp. GO111MODULE=auto: a `func main` program builds as a file, a `go test`
+    # folder (with its go.mod) as a module.
+    return {"GOCACHE": "/tmp/go-cache", "GOPATH": "/tmp/go", "CGO_ENABLED": "0", "GOPROXY": "off", "GOSUMDB": "off",
+            "GOTOOLCHAIN": "local", "GOWORK": "off", "GO111MODULE": "auto", "GOTELEMETRY": "off"}
+
+
+@functools.lru_cache(maxsize=None)
+def _go_version(go: str) -> str:
+    """The toolchain's language version (`1.19`) for go.mod's `go` line, which sets the language the module is
+    compiled as (none means 1.16: no generics): GOROOT/VERSION, else `go version`; empty if neither tells."""
+    text = ""
+    try:
+        text = (Path(os.path.realpath(go)).parents[1] / "VERSION").read_text(encoding="utf-8")
+    except (OSError, IndexError):
+        pass
+    if not re.match(r"go\d+\.\d+", text):
+        try:
+            text = subprocess.run([go, "version"], capture_output=True, text=True, timeout=60,
+                                  env={"PATH": SANDBOX_PATH, "GOTOOLCHAIN": "local", "GOTELEMETRY": "off"}).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+    found = re.search(r"\bgo(\d+\.\d+)", text)
+    return found.group(1) if found else ""
+
+
+def _go_mod(tc: Toolchain) -> str:
+    version = _go_version(tc.paths["go"])
+    return "module xstilts/sandbox\n" + (f"\ngo {version}\n" if version else "")
+
+
+# A `go test` test function, as MultiPL-E's and HumanEval-X's Go tests are: `func TestXxx(t *testing.T)`.
+GO_TEST_FUNCTION = re.compile(r"^\s*func\s+Test\w*\s*\(\s*\w+\s+\*\s*testing\.T\s*\)", re.MULTILINE)
+
+# `go test`, in two sandboxed steps as the compiled languages: `go test -c` builds the test binary (and runs go test's
+# `go vet` checks, as `go test` does), the binary runs the tests; -test.paniconexit0 as go test passes it, so a
+# completion's os.Exit(0) fails. Failures are printed on stdout.
+GO_TEST = Language("go", "main_test.go", ("go",), env=_go_env, files=lambda tc: {"go.mod": _go_mod(tc)},
+                   compile=lambda tc: [tc.paths["go"], "test", "-c", "-o", "main.test"],
+                   run=lambda tc, lim: ["./main.test", "-test.paniconexit0"], reports_on_stdout=True)
+
+
+def _go_convention(problem: Mapping) -> Language | None:
+    return GO_TEST if GO_TEST_FUNCTION.search(problem["test"]) else None
 
 
 CPP_FLAGS = ["-std=gnu++17", "-O0"]
@@ -115,7 +168,7 @@ LANGUAGES: dict[str, Language] = {lang.name: lang for lang in (
     Language("cpp", "main.cpp", ("g++",), prepare=_precompile_cpp_header,
              compile=lambda tc: [tc.paths["g++"], *CPP_FLAGS, *tc.compile_flags, "-o", "main", "main.cpp"],
              run=lambda tc, lim: ["./main"]),
-    Language("go", "main.go", ("go",), env=_go_env,
+    Language("go", "main.go", ("go",), env=_go_env, variant=_go_convention,
              compile=lambda tc: [tc.paths["go"], "build", "-o", "main", "main.go"],
              run=lambda tc, lim: ["./main"]),
 )}
@@ -203,13 +256,15 @@ def execute(problem: Mapping, completion: str, sandbox: Sandbox, toolchain: Tool
             compile_timeout_s: float = 60.0, memory_mb: int = 512, slot: int = 0,
             scratch: Path) -> Execution:
     """Assemble, compile (if the language compiles) and run one program in the sandbox; classify the outcome."""
-    language = get_language(problem["language"])
+    language = get_language(problem["language"]).for_problem(problem)
     run_limits = with_wall(Limits(memory_mb=memory_mb + language.run_memory_extra_mb), timeout_s)
     # The runtime's own heap cap (-Xmx, --max-old-space-size) is the user's budget; RLIMIT_DATA adds headroom.
     runtime_limits = replace(run_limits, memory_mb=memory_mb)
     env = language.env(toolchain)
     workdir = sandbox.make_workdir(scratch, slot)
     try:
+        for name, text in language.files(toolchain).items():
+            sandbox.write_file(workdir, name, text, slot)
         sandbox.write_file(workdir, language.source, language.assemble(problem, completion), slot)
         compile_s = 0.0
         if language.compile is not None:
@@ -224,6 +279,7 @@ def execute(problem: Mapping, completion: str, sandbox: Sandbox, toolchain: Tool
         # The program's directory is read-only while it runs: it writes only to its size-capped /tmp.
         ran = sandbox.run(language.run(toolchain, runtime_limits), workdir, slot=slot, writable=False, env=env,
                           limits=run_limits, extra_binds=toolchain.extra_binds)
-        return Execution(classify(ran), ran.duration_s, compile_s, ran.exit_code, _shorten(ran.stderr))
+        report = ran.stdout + ran.stderr if language.reports_on_stdout else ran.stderr
+        return Execution(classify(ran), ran.duration_s, compile_s, ran.exit_code, _shorten(report))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
