@@ -92,22 +92,63 @@ def test_other_languages_canonical_solutions_pass(language):
     assert [(r["task_id"], r["status"], r["stderr"]) for r in results if not r["passed"]] == []
 
 
-def test_go_sample_problems_run_as_go_tests_and_wrong_solutions_fail():
-    """The sample's Go tests are `func TestXxx(t *testing.T)` functions: they run under `go test`, a wrong answer
-    fails with go test's report and an unused variable does not compile."""
-    require_toolchain("go")
-    problems = [p for p in PROBLEMS if p["program_language"] == "go"]
-    assert problems and all(get_language("go").for_problem(p).source == "main_test.go" for p in problems)
-    # The zero value of each function's result type: wrong for at least one case of every sample problem.
+def go_wrong_and_unused(problems: list[dict]) -> tuple[list[tuple[dict, str]], tuple[dict, str]]:
+    """For each Go problem a completion returning the zero value of its result type (wrong for at least one case of
+    every problem here), and one completion with an unused variable (a compile error)."""
     result_types = [re.search(r"\)\s*([^(){}]+?)\s*\{\s*\Z", p["prompt"]).group(1) for p in problems]
     wrong = [(p, f"\tvar zero {result}\n\treturn zero\n}}\n") for p, result in zip(problems, result_types)]
-    unused = [(problems[0], "\tunused := 1\n" + problems[0]["completion"])]
-    results = execute("go", [(p, p["completion"]) for p in problems] + wrong + unused)
+    return wrong, (problems[0], "\tunused := 1\n" + problems[0]["completion"])
+
+
+def test_go_sample_problems_are_mbgp_programs_and_wrong_solutions_fail():
+    """The sample's Go rows follow mxeval's MBGP release: a `package main` program whose `func main` compares each
+    answer with `deepCompare` (JSON + reflect.DeepEqual) and panics on a wrong one. They build and run as programs;
+    a wrong answer fails with the test case's panic message and an unused variable does not compile."""
+    require_toolchain("go")
+    problems = [p for p in PROBLEMS if p["program_language"] == "go"]
+    assert problems and all(get_language("go").for_problem(p).source == "main.go" for p in problems)
+    for p in problems:
+        assert p["prompt"].startswith('package main\n\nimport (\n\t"encoding/json"\n\t"reflect"\n)\n'), p["id"]
+        assert "func deepCompare(a interface{}, b interface{}, msg string) bool {" in p["test"], p["id"]
+        assert "\nfunc main() {\n\tactual_1 := " in p["test"] and "testing" not in p["test"], p["id"]
+        assert re.search(rf"^func {p['entry_point']} \(", p["prompt"], re.M), p["id"]
+    wrong, unused = go_wrong_and_unused(problems)
+    results = execute("go", [(p, p["completion"]) for p in problems] + wrong + [unused])
     canonical, failed, broken = results[:len(problems)], results[len(problems):-1], results[-1]
     assert [r["status"] for r in canonical] == ["passed"] * len(problems), canonical
     assert [r["status"] for r in failed] == ["failed"] * len(problems), failed
-    assert all("--- FAIL: Test" in r["stderr"] and "want" in r["stderr"] for r in failed), failed
+    assert all(re.search(r"panic: Exception --- test case \d failed to pass", r["stderr"]) for r in failed), failed
     assert broken["status"] == "compile_error" and "not used" in broken["stderr"], broken
+
+
+# A MultiPL-E-style Go problem (its humaneval_to_go layout): the test is a `go test` function over a table of cases.
+GO_TEST_PROBLEM = {
+    "id": "multipl-e/sum_list", "entry_point": "sum_list",
+    "prompt": "package sum_list_test\n\nimport (\n    \"testing\"\n    \"fmt\"\n)\n\n"
+              "// Return the sum of all elements in the list.\n// >>> sum_list([]int{1, 2, 3})\n// 6\n"
+              "func sum_list(nums []int) int {\n",
+    "completion": "\ttotal := 0\n\tfor _, x := range nums {\n\t\ttotal += x\n\t}\n\treturn total\n}\n",
+    "test": "func TestSum_List(t *testing.T) {\n  candidate := sum_list\n\ttype test struct {\n"
+            "\t\tactual   interface{}\n\t\texpected interface{}\n\t}\n   tests := []test{\n"
+            "     { actual: candidate([]int{1, 2, 3}), expected: 6 },\n"
+            "     { actual: candidate([]int{}), expected: 0 },\n"
+            "     { actual: candidate([]int{-4, 10}), expected: 6 },\n   }\n\n"
+            "\tfor i, tc := range tests {\n\t\tt.Run(fmt.Sprintf(\"test num % d\", i), func(t *testing.T) {\n"
+            "\t\t\tif fmt.Sprintf(\"%v\", tc.actual) != fmt.Sprintf(\"%v\", tc.expected) {\n"
+            "\t\t\t\tt.Errorf(\"expected '%s', got '%s'\", tc.expected, tc.actual)\n\t\t\t}\n\t\t})\n\t}\n}\n",
+}
+
+
+def test_go_test_style_problems_run_under_go_test_and_wrong_solutions_fail():
+    """A Go test that is a `func TestXxx(t *testing.T)` (MultiPL-E, HumanEval-X) runs under `go test`: the correct
+    solution passes, a wrong answer fails with go test's report and an unused variable does not compile."""
+    require_toolchain("go")
+    assert get_language("go").for_problem(GO_TEST_PROBLEM).source == "main_test.go"
+    wrong, unused = go_wrong_and_unused([GO_TEST_PROBLEM])
+    results = execute("go", [(GO_TEST_PROBLEM, GO_TEST_PROBLEM["completion"])] + wrong + [unused])
+    assert [r["status"] for r in results] == ["passed", "failed", "compile_error"], results
+    assert "--- FAIL: TestSum_List/test_num__0" in results[1]["stderr"], results[1]  # MultiPL-E's "% d" subtest names
+    assert "not used" in results[2]["stderr"], results[2]
 
 
 def test_codesearch_trains_and_retrieval_targets_do_not():

@@ -989,7 +989,8 @@ def _humaneval(problems: list[dict]) -> list[dict]:
 
 
 # MBXP: four problems in six programming languages, each a complete program with its test (MBXP's conventions:
-# Java's test is a `Main` class, C++'s a `main`, Go's a `go test` function, JavaScript/TypeScript's plain calls).
+# Java's test is a `Main` class, C++'s a `main`, Go's a `package main` program whose `func main` panics through a
+# JSON `deepCompare` helper (mbgp_release_v1.2, run with `go run`), JavaScript/TypeScript's plain calls).
 MBXP_PROBLEMS = [  # (python name, description, python body, cases [(args, expected)])
     ("sum_list", "Write a function to find the sum of all elements in a list.",
      "    total = 0\n    for x in nums:\n        total += x\n    return total\n",
@@ -1023,13 +1024,23 @@ MBXP_SOLUTIONS = {  # body + closing of each problem, per language (the prompt e
             "    return string(text.rbegin(), text.rend());\n}\n",
             "    int count = 0;\n    for (int x : nums) {\n        if (x % 2 == 0) {\n            count++;\n        }\n"
             "    }\n    return count;\n}\n"],
-    "go": ["\ttotal := 0\n\tfor _, x := range nums {\n\t\ttotal += x\n\t}\n\treturn total\n}\n",
-           "\tbest := nums[0]\n\tfor _, x := range nums[1:] {\n\t\tif x > best {\n\t\t\tbest = x\n\t\t}\n\t}\n\treturn best\n}\n",
+    "go": [  # MBGP's canonical solutions end at the closing brace
+           "\ttotal := 0\n\tfor _, x := range nums {\n\t\ttotal += x\n\t}\n\treturn total\n}",
+           "\tbest := nums[0]\n\tfor _, x := range nums[1:] {\n\t\tif x > best {\n\t\t\tbest = x\n\t\t}\n\t}\n\treturn best\n}",
            "\tr := []rune(text)\n\tfor i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {\n\t\tr[i], r[j] = r[j], r[i]\n\t}\n"
-           "\treturn string(r)\n}\n",
-           "\tcount := 0\n\tfor _, x := range nums {\n\t\tif x%2 == 0 {\n\t\t\tcount++\n\t\t}\n\t}\n\treturn count\n}\n"],
+           "\treturn string(r)\n}",
+           "\tcount := 0\n\tfor _, x := range nums {\n\t\tif x%2 == 0 {\n\t\t\tcount++\n\t\t}\n\t}\n\treturn count\n}"],
 }
 MBXP_SOLUTIONS["typescript"] = MBXP_SOLUTIONS["javascript"]
+# MBGP's test helper, the same in every problem: both values through JSON, then reflect.DeepEqual; panics on a mismatch.
+GO_DEEP_COMPARE = ("func deepCompare(a interface{}, b interface{}, msg string) bool {\n"
+                   "\taJSON, err := json.Marshal(a)\n\tif err != nil {\n\t\tpanic(msg)\n\t}\n"
+                   "\tbJSON, err := json.Marshal(b)\n\tif err != nil {\n\t\tpanic(msg)\n\t}\n"
+                   "\tvar a2 interface{}\n\tvar b2 interface{}\n"
+                   "\terr = json.Unmarshal(aJSON, &a2)\n\tif err != nil {\n\t\tpanic(msg)\n\t}\n"
+                   "\terr = json.Unmarshal(bJSON, &b2)\n\tif err != nil {\n\t\tpanic(msg)\n\t}\n"
+                   "\tresult := reflect.DeepEqual(a2, b2)\n\tif result {\n\t\treturn true\n\t} else {\n"
+                   "\t\tpanic(msg)\n\t}\n}\n")
 JAVA_PREAMBLE = "import java.io.*;\nimport java.lang.*;\nimport java.util.*;\nimport java.math.*;\n\n\n"
 
 
@@ -1061,7 +1072,7 @@ def _mbxp_row(index: int, language: str) -> dict:
         test = _humaneval_test([a for a, _ in cases], [e for _, e in cases])
         return {"task_id": task_id, "language": language, "prompt": prompt, "test": test, "entry_point": name,
                 "canonical_solution": python_body, "description": description}
-    fn = _camel(name) if language != "go" else _camel(name)[0].upper() + _camel(name)[1:]
+    fn = name if language == "go" else _camel(name)  # MBGP keeps the Python name (`func min_cost (...)`)
     example = f"{fn}({', '.join(_literal(a, language) for a in example_args)})"
     calls = [(f"{fn}({', '.join(_literal(a, language) for a in args)})", _literal(expected, language))
              for args, expected in cases]
@@ -1093,13 +1104,18 @@ def _mbxp_row(index: int, language: str) -> dict:
                        f"        throw runtime_error(\"Exception -- test case {i} did not pass.\");\n    }}\n\n"
                        for i, (call, want) in enumerate(calls))
         test = f"\nint main(int argc, char* argv[]) {{\n{body}    return 0;\n}}\n"
-    else:  # go: `go test` on a package main file
+    else:  # go: mbgp_release_v1.2's `package main` program (mxeval runs prompt + completion + test with `go run`)
         arg_type, ret = ("[]int" if is_list else "string"), ("string" if returns_str else "int")
-        prompt = (f"package main\n\nimport \"testing\"\n\n// {description}\n// > {example}\n"
-                  f"// {_literal(example_out, language)}\nfunc {fn}({param} {arg_type}) {ret} {{\n")
-        body = "".join(f"\tif got := {call}; got != {want} {{\n\t\tt.Errorf(\"{call.replace(chr(34), chr(92) + chr(34))} = %v, "
-                       f"want %v\", got, {want})\n\t}}\n" for call, want in calls)
-        test = f"\nfunc Test{fn}(t *testing.T) {{\n{body}}}\n"
+        examples = "".join(f"// >>> {_call(name, args)}\n// >>> {expected!r}\n" for args, expected in cases)
+        prompt = (f"package main\n\nimport (\n\t\"encoding/json\"\n\t\"reflect\"\n)\n"
+                  f"// Code should be written in Go/Golang\n// {description}\n// Examples:\n{examples}"
+                  f"func {fn} ({param} {arg_type}) {ret} {{\n")
+        body = "".join(f"\tactual_{n} := {fn}({','.join(_literal(a, language) for a in args)})\n"
+                       f"\texpected_{n} := {_literal(expected, language)}\n"
+                       f"\tdeepCompare(actual_{n}, expected_{n}, "
+                       f"\"Exception --- test case {n - 1} failed to pass\")\n\n"
+                       for n, (args, expected) in enumerate(cases, 1))
+        test = f"\n\n{GO_DEEP_COMPARE}\nfunc main() {{\n{body}}}"
     return {"task_id": task_id, "language": language, "prompt": prompt, "test": test, "entry_point": fn,
             "canonical_solution": MBXP_SOLUTIONS[language][index], "description": description}
 
