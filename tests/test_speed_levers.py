@@ -29,6 +29,8 @@ def test_lever_values_are_checked():
         TrainConfig.from_dict({"padding": "static"})
     with pytest.raises(ConfigError, match="'compile' must be one of"):
         TrainConfig.from_dict({"compile": "max-autotune"})
+    with pytest.raises(ConfigError, match="'compile' needs padding 'buckets' or 'max_length'"):
+        TrainConfig.from_dict({"compile": "on"})
     with pytest.raises(ConfigError, match="token_budget.*must hold at least one sequence"):
         TrainConfig.from_dict({"token_budget": 64, "max_length": 128})
 

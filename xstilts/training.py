@@ -111,6 +111,9 @@ class TrainConfig:
         if config.bucket_multiple < 1 or config.log_every < 1 or config.token_budget < 0:
             raise ConfigError("training parameters 'bucket_multiple' and 'log_every' must be >= 1 and 'token_budget' "
                               f">= 0, got {config.bucket_multiple}, {config.log_every}, {config.token_budget}")
+        if config.compile != "off" and config.padding == "dynamic":
+            raise ConfigError("training parameter 'compile' needs padding 'buckets' or 'max_length': with dynamic "
+                              "padding every new batch length compiles a new graph")
         if config.token_budget and config.token_budget < config.max_length:
             raise ConfigError(f"training parameter 'token_budget' ({config.token_budget}) must hold at least one "
                               f"sequence of max_length {config.max_length}")
