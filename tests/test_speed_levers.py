@@ -121,7 +121,9 @@ def test_bench_train_prints_the_table_and_writes_json(tmp_path):
     from pipelines.cli import app
 
     out = tmp_path / "bench-train.json"
+    # --join 2: rows of ~22 tokens, so buckets pad less than max_length (64) does.
     result = CliRunner().invoke(app, ["bench", "train", "--steps", "6", "--batch-size", "8", "--max-length", "64",
+                                      "--join", "2",
                                       "--setups", "loop-fp32-pad-max,+bf16,+buckets,token-budget,qa-384,"
                                       "qa-384+grad-checkpointing", "--out", str(out)])
     assert result.exit_code == 0, result.output
