@@ -11,7 +11,9 @@ def gather_results(results: Input[List[Artifact]], gathered: Output[Artifact]):
     """One condition's zero-shot results over all target tasks, in one artifact (the inner loop's fan-in)."""
     from xstilts.lineage import metadata
     from xstilts.report import gather_condition
+    from xstilts.stepcache import run_cached
 
-    data = gather_condition([r.path for r in results], gathered.path)
+    data = run_cached("gather", gather_condition, inputs={"result_files": [r.path for r in results]},
+                      outputs={"out_dir": gathered.path})
     gathered.metadata.update({"condition": data["condition"], "targets": [r["task"] for r in data["results"]],
                               **metadata(gathered.path)})

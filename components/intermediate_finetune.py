@@ -9,15 +9,20 @@ def intermediate_finetune(condition: str, dataset: Input[Dataset], model_name: s
                           train_params: dict, model: Output[Model], metrics: Output[Metrics], dvc_remote: str = ""):
     """Fine-tune the pretrained encoder on an English intermediate task (`none`: pass the pretrained model through),
     data-parallel over every GPU of the pod (torchrun; one process on one GPU or a CPU). With `dvc_remote`, the model
-    folder is pushed there and its DVC md5 recorded as `dvc_md5`."""
+    folder is pushed there and its DVC md5 recorded as `dvc_md5`. Local runs reuse a cached result of the same
+    inputs, parameters and code (xstilts.stepcache)."""
+    from functools import partial
+
     from xstilts.artifact_store import push_metadata
     from xstilts.distributed import run_data_parallel
     from xstilts.lineage import metadata
+    from xstilts.stepcache import run_cached
     from xstilts.training import TrainConfig, intermediate_finetune as finetune, scalar_metrics
 
-    result = run_data_parallel(finetune, condition=condition, dataset_dir=dataset.path, model_name=model_name,
-                               out_dir=model.path, config=TrainConfig.from_dict(train_params),
-                               model_revision=model_revision or None)
+    result = run_cached("intermediate", partial(run_data_parallel, finetune), inputs={"dataset_dir": dataset.path},
+                        outputs={"out_dir": model.path},
+                        params={"condition": condition, "model_name": model_name,
+                                "config": TrainConfig.from_dict(train_params), "model_revision": model_revision or None})
     for name, value in scalar_metrics(result).items():
         metrics.log_metric(name, value)
     model.metadata.update({"condition": condition, "base_model": model_name, "framework": "pytorch+safetensors",

@@ -13,8 +13,10 @@ def report(results: Input[List[Artifact]], decision: Input[Artifact], summary: O
     best intermediate per target, the promotion gate's decision, heatmaps, Markdown/HTML report, summary.json."""
     from xstilts.lineage import metadata
     from xstilts.report import build_report
+    from xstilts.stepcache import run_cached
 
-    result = build_report([r.path for r in results], summary.path, html_path=report_html.path, md_path=report_md.path,
-                          decision=decision.path)
+    result = run_cached("report", build_report,
+                        inputs={"result_files": [r.path for r in results], "decision": decision.path},
+                        outputs={"out_dir": summary.path, "html_path": report_html.path, "md_path": report_md.path})
     summary.metadata.update({"targets": result["targets"], "conditions": result["conditions"],
                              "xtreme_average": result["xtreme_average"], **metadata(summary.path)})

@@ -9,16 +9,21 @@ def target_finetune(target_task: str, dataset: Input[Dataset], intermediate_mode
                     train_params: dict, model: Output[Model], metrics: Output[Metrics], dvc_remote: str = ""):
     """Fine-tune the intermediate model's encoder (heads dropped) on the target task's English data (retrieval
     targets: the encoder passes through untrained), data-parallel over every GPU of the pod (torchrun; one process
-    on one GPU or a CPU). With `dvc_remote`, the model folder is pushed there and its DVC md5 recorded as `dvc_md5`."""
+    on one GPU or a CPU). With `dvc_remote`, the model folder is pushed there and its DVC md5 recorded as `dvc_md5`.
+    Local runs reuse a cached result of the same inputs, parameters and code (xstilts.stepcache)."""
+    from functools import partial
+
     from xstilts.artifact_store import push_metadata
     from xstilts.distributed import run_data_parallel
     from xstilts.lineage import metadata
+    from xstilts.stepcache import run_cached
     from xstilts.training import TrainConfig, scalar_metrics, target_finetune as finetune
 
     # The condition is read from the intermediate model (kfp.local mis-resolves an outer loop item in a nested loop).
-    result = run_data_parallel(finetune, task_name=target_task, dataset_dir=dataset.path,
-                               intermediate_model=intermediate_model.path, out_dir=model.path,
-                               config=TrainConfig.from_dict(train_params))
+    result = run_cached("target", partial(run_data_parallel, finetune),
+                        inputs={"dataset_dir": dataset.path, "intermediate_model": intermediate_model.path},
+                        outputs={"out_dir": model.path},
+                        params={"task_name": target_task, "config": TrainConfig.from_dict(train_params)})
     for name, value in scalar_metrics(result).items():
         metrics.log_metric(name, value)
     model.metadata.update({"condition": result["condition"], "task": target_task, "framework": "pytorch+safetensors",

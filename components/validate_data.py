@@ -11,12 +11,17 @@ def validate_data(target_tasks: list, conditions: list, data: str, task_data: di
     """Load every target and intermediate task's splits into canonical Parquet and check them with great-expectations.
 
     `data`/`task_data` come pinned from the resolve step; `data_md5` (its content md5) is here so that it is part of
-    this step's caching key; `data_repo`/`data_rev` are recorded as the user asked for them."""
+    this step's caching key (KFP's, and locally xstilts.stepcache's); `data_repo`/`data_rev` are recorded as the user
+    asked for them."""
     from xstilts.lineage import metadata
+    from xstilts.stepcache import run_cached
     from xstilts.validation import validate_experiment
 
-    manifest = validate_experiment(target_tasks, conditions, data, dataset.path, report_html.path, report_md.path,
-                                   languages or None, hf_revision or None, task_data, data_md5)
+    manifest = run_cached("validate", validate_experiment, inputs={},
+                          outputs={"out_dir": dataset.path, "report_html": report_html.path, "report_md": report_md.path},
+                          params={"target_tasks": target_tasks, "conditions": conditions, "data": data,
+                                  "languages": languages or None, "hf_revision": hf_revision or None,
+                                  "task_data": task_data, "data_md5": data_md5})
     version = manifest.get("data_version") or {}
     dataset.metadata.update({"source": data, "hf_revision": hf_revision, "tasks": sorted(manifest["tasks"]),
                              "expectations": manifest["expectations"]["evaluated"], **metadata(dataset.path),

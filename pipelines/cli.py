@@ -29,8 +29,12 @@ def run(
     languages: Optional[str] = typer.Option(None, help="Comma-separated evaluation languages (empty: all of the task's)."),
     model_name: Optional[str] = typer.Option(None, help="`tiny` (built in code) or a hub id such as FacebookAI/xlm-roberta-large."),
     workdir: Path = typer.Option(Path("runs"), help="Local runs: artifacts, checkpoints and the `latest` report link."),
+    no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, even those whose inputs, parameters "
+                                  "and code are unchanged since a cached run (cache: $XSTILTS_STEP_CACHE, default "
+                                  "~/.cache/xstilts/steps)."),
 ):
-    """Run the whole pipeline: validate → intermediate (per condition) → target → export → eval (per target) → report."""
+    """Run the whole pipeline: validate → intermediate (per condition) → target → export → eval (per target) → report.
+    Steps whose inputs, parameters and code are unchanged reuse their cached outputs (`[cache] <step>: reused`)."""
     if not local:
         raise typer.BadParameter("only local runs are started from here: use --local, or compile the pipeline "
                                  "(`xstilts compile`) and upload it to Kubeflow (see README)", param_hint="--local")
@@ -41,7 +45,7 @@ def run(
     overrides = {"target_tasks": split_csv(target_tasks), "conditions": split_csv(conditions), "data": data,
                  "languages": split_csv(languages), "model_name": model_name}
     values = load_params(params, overrides, preset)
-    report_dir = run_local(values, workdir)
+    report_dir = run_local(values, workdir, cache=not no_cache)
     print(f"report: {report_dir / 'report.html'}")
 
 

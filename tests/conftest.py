@@ -12,12 +12,13 @@ CONDITIONS = ["none", "mnli", "sst2", "squad", "hellaswag", "ccg"]
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_caches(tmp_path_factory):
-    """Keep the tiny model and checkpoints out of the user's ~/.cache; one tiny build per test session."""
+    """Keep the tiny model, checkpoints and cached steps out of the user's ~/.cache; one tiny build per test session."""
     cache = tmp_path_factory.mktemp("xstilts-cache")
     os.environ["XSTILTS_CACHE"] = str(cache)
     os.environ["XSTILTS_CHECKPOINTS"] = str(cache / "checkpoints")
     os.environ["XSTILTS_NO_PROGRESS"] = "1"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.pop("XSTILTS_STEP_CACHE", None)  # local runs cache steps under XSTILTS_CACHE/steps (pipelines/local.py)
     yield cache
 
 

@@ -54,7 +54,7 @@ def parse_source(source: str) -> dict[str, str]:
 
 
 def default_dest() -> Path:
-    from .modeling import cache_dir
+    from .fsutil import cache_dir
 
     return cache_dir() / "dvc-data"
 

@@ -44,8 +44,19 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def atomic_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Copy a text file to `dest` atomically (KFP's HTML/Markdown outputs are single files beside a folder)."""
-    atomic_write_text(dest, Path(src).read_text(encoding="utf-8"))
+    """Copy a file to `dest` atomically, byte for byte (KFP's HTML/Markdown outputs are single files beside a
+    folder)."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def write_json(path: str | os.PathLike, obj: Any) -> None:
@@ -63,13 +74,22 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def dir_fingerprint(path: str | os.PathLike) -> str:
-    """Content hash of every file below `path` (names and bytes)."""
+def dir_fingerprint(path: str | os.PathLike, pattern: str = "*") -> str:
+    """Content hash of every file below `path` (names and bytes), or of those whose name matches `pattern`."""
     h = hashlib.sha256()
     root = Path(path)
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+    for file in sorted(p for p in root.rglob(pattern) if p.is_file()):
         h.update(str(file.relative_to(root)).encode())
         with open(file, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
     return h.hexdigest()[:16]
+
+
+def cache_dir() -> Path:
+    """Model and step cache: XSTILTS_CACHE, else HF_HOME/xstilts (a PVC on the cluster), else ~/.cache/xstilts."""
+    if os.environ.get("XSTILTS_CACHE"):
+        return Path(os.environ["XSTILTS_CACHE"])
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]) / "xstilts"
+    return Path.home() / ".cache" / "xstilts"

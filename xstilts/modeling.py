@@ -24,7 +24,7 @@ from torch import nn
 
 from .errors import ConfigError
 from .tasks import MULTIPLE_CHOICE, PAIR, QA, SINGLE, TAGGING
-from .fsutil import fingerprint, read_json, write_json
+from .fsutil import cache_dir, fingerprint, read_json, write_json  # cache_dir: re-exported
 
 TINY = "tiny"
 CLUSTER_DEFAULT_MODEL = "FacebookAI/xlm-roberta-large"
@@ -32,15 +32,6 @@ TINY_CONFIG = dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, i
                    max_position_embeddings=130, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1)
 TINY_VOCAB = 1200
 TINY_VERSION = 1  # bump when the tiny recipe (not the corpus) changes, so caches rebuild
-
-
-def cache_dir() -> Path:
-    """Model cache: XSTILTS_CACHE, else HF_HOME/xstilts (a PVC on the cluster), else ~/.cache/xstilts."""
-    if os.environ.get("XSTILTS_CACHE"):
-        return Path(os.environ["XSTILTS_CACHE"])
-    if os.environ.get("HF_HOME"):
-        return Path(os.environ["HF_HOME"]) / "xstilts"
-    return Path.home() / ".cache" / "xstilts"
 
 
 def train_tiny_tokenizer(texts: list[str]):

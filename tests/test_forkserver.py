@@ -1,0 +1,145 @@
+"""pipelines/forkserver.py: kfp.local steps run as forks of a warm process, with the same outputs, logs and failures
+as kfp.local's own subprocesses; commands of another shape, and steps started before the server is up, run as
+kfp.local runs them."""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from kfp import dsl, local
+from kfp.dsl import Input, Output, Dataset
+
+from pipelines import forkserver
+from pipelines.forkserver import ForkServer, parse_command
+from pipelines.local import _parallel_steps
+
+REPO = Path(__file__).resolve().parents[1]
+IMAGE = "python:3.11-slim"
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def preloaded(out: Output[Dataset]) -> str:
+    """Writes an artifact; says whether torch was imported before the step's code ran (only in a fork)."""
+    import os
+    import sys
+
+    loaded = "torch" in sys.modules
+    with open(out.path, "w") as f:
+        f.write(f"{os.environ.get('FORK_TEST_VALUE')}")
+    print("step says hello")
+    return "fork" if loaded else "fresh"
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def read_back(data: Input[Dataset], how: str) -> str:
+    with open(data.path) as f:
+        return f"{how}:{f.read()}"
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def fails(how: str):
+    import os
+    import signal
+
+    if how == "killed":
+        os.kill(os.getpid(), signal.SIGKILL)
+    raise ValueError("this step fails on purpose")
+
+
+@dsl.pipeline
+def two_steps() -> str:
+    first = preloaded()
+    return read_back(data=first.outputs["out"], how=first.outputs["Output"]).output
+
+
+@dsl.pipeline
+def failing(how: str):
+    fails(how=how)
+
+
+@pytest.fixture
+def waiting_server(monkeypatch):
+    """Steps wait for the server instead of starting as subprocesses while it imports."""
+    ready = ForkServer.ready
+
+    def wait_ready(self):
+        deadline = time.monotonic() + 120
+        while not ready(self):
+            assert self.process.poll() is None and time.monotonic() < deadline, "the fork server did not start"
+            time.sleep(0.1)
+        return True
+
+    monkeypatch.setattr(ForkServer, "ready", wait_ready)
+
+
+def run_pipeline(pipeline, tmp_path, fork=True, **args):
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
+               raise_on_error=True)
+    with _parallel_steps(2, fork=fork):
+        return pipeline(**args)
+
+
+def test_parse_command_takes_kfp_step_commands_only():
+    spec = next(yaml.safe_load_all((REPO / "pipelines" / "compiled" / "xstilts.yaml").read_text()))
+    container = spec["deploymentSpec"]["executors"]["exec-report"]["container"]
+    command = [part.replace("python3", sys.executable) for part in container["command"]] + ["--executor_input", "{}",
+                                                                                         "--function_to_execute", "report"]
+    program, args = parse_command(command)
+    assert "def report(" in program and args == ["--executor_input", "{}", "--function_to_execute", "report"]
+    assert parse_command(["sh", "-c", "echo hi", "x"]) is None
+    assert parse_command([sys.executable, "-m", "kfp.dsl.executor_main"]) is None
+    assert parse_command(command[:3]) is None
+
+
+def test_steps_run_in_forks_with_the_same_outputs(tmp_path, monkeypatch, waiting_server, capfd):
+    monkeypatch.setenv("FORK_TEST_VALUE", "from the runner's environment")
+    assert run_pipeline(two_steps, tmp_path).output == "fork:from the runner's environment"
+    assert "step says hello" in capfd.readouterr().out  # the step's output reaches the runner's log
+
+
+def test_without_fork_steps_are_fresh_interpreters(tmp_path, monkeypatch):
+    monkeypatch.setenv("FORK_TEST_VALUE", "x")
+    assert run_pipeline(two_steps, tmp_path, fork=False).output == "fresh:x"
+
+
+@pytest.mark.parametrize("how", ["raises", "killed"])
+def test_a_failing_or_killed_step_fails_the_run(tmp_path, waiting_server, capfd, how):
+    with pytest.raises(RuntimeError):
+        run_pipeline(failing, tmp_path, how=how)
+    out = capfd.readouterr().out
+    if how == "raises":
+        assert "ValueError: this step fails on purpose" in out
+    else:
+        assert "ended without an exit code" in out
+
+
+def test_server_exits_when_its_runner_is_gone(tmp_path):
+    """A runner killed mid-run leaves no server behind (it polls its parent)."""
+    import subprocess
+
+    code = ("import time; from pipelines.forkserver import ForkServer; s = ForkServer(); "
+            "print(s.process.pid, flush=True); time.sleep(60)")
+    runner = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    server_pid = int(runner.stdout.readline())
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 120  # the server may still be importing: it checks once it listens
+    while time.monotonic() < deadline:
+        try:
+            os.kill(server_pid, 0)
+        except ProcessLookupError:
+            return
+        if Path(f"/proc/{server_pid}/status").exists() and "zombie" in Path(f"/proc/{server_pid}/status").read_text():
+            return
+        time.sleep(0.5)
+    pytest.fail("the fork server outlived its runner")
+
+
+def test_preload_names_importable_modules():
+    import importlib.util
+
+    for name in forkserver.PRELOAD:
+        assert importlib.util.find_spec(name) is not None, name

@@ -1,0 +1,217 @@
+"""The local step cache (xstilts.stepcache): misses run and store, hits restore outputs and the return value, and any
+change of input content, parameters or code is a miss; `xstilts run --local` twice reuses every cacheable step."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from xstilts import stepcache
+from xstilts.fsutil import read_json, write_json
+from xstilts.stepcache import run_cached
+
+REPO = Path(__file__).resolve().parents[1]
+XSTILTS = str(Path(sys.executable).parent / "xstilts")
+CACHED_STEPS = ("validate", "intermediate", "target", "export", "evaluate", "gather", "report")
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    root = tmp_path / "cache"
+    monkeypatch.setenv(stepcache.ENV, str(root))
+    return root
+
+
+class Step:
+    """A step function: reads a file and a folder, writes a folder and a single file, counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, source, model_dir, out_dir, md_path, scale=1):
+        self.calls += 1
+        text = Path(source).read_text()
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "sub").mkdir(exist_ok=True)
+        (out / "sub" / "result.txt").write_text(text * scale)
+        Path(md_path).write_text(f"# {len(text) * scale}\n")
+        return {"length": len(text) * scale, "labels": ("a", "b")}
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    (tmp_path / "source.txt").write_text("hello")
+    (tmp_path / "model").mkdir()
+    write_json(tmp_path / "model" / "weights.json", [1, 2, 3])
+    return {"source": tmp_path / "source.txt", "model_dir": tmp_path / "model"}
+
+
+def call(step, inputs, out, scale=1):
+    return run_cached("demo", step, inputs=inputs, outputs={"out_dir": out / "out", "md_path": out / "report.md"},
+                      params={"scale": scale})
+
+
+def test_off_without_the_environment_variable(inputs, tmp_path, monkeypatch):
+    monkeypatch.delenv(stepcache.ENV, raising=False)
+    step = Step()
+    assert call(step, inputs, tmp_path / "a") == {"length": 5, "labels": ("a", "b")}  # untouched: not JSON'd
+    call(step, inputs, tmp_path / "b")
+    assert step.calls == 2
+
+
+def test_miss_stores_then_hit_restores_outputs_and_result(cache, inputs, tmp_path, capsys):
+    step = Step()
+    first = call(step, inputs, tmp_path / "run1")
+    assert step.calls == 1 and first == {"length": 5, "labels": ["a", "b"]}  # JSON, as a hit returns it
+    key = stepcache.step_key("demo", inputs, {"out_dir": 1, "md_path": 1}, {"scale": 1})[0]
+    assert f"[cache] demo: stored {key}" in capsys.readouterr().out
+    entry = cache / f"demo-{key}"
+    assert read_json(entry / "entry.json")["stored"] == ["out_dir", "md_path"]
+
+    (tmp_path / "run2" / "out").mkdir(parents=True)
+    (tmp_path / "run2" / "out" / "stale.txt").write_text("from before")  # a hit replaces the folder entirely
+    second = call(step, inputs, tmp_path / "run2")
+    assert step.calls == 1 and second == first
+    assert f"[cache] demo: reused {key}" in capsys.readouterr().out
+    assert (tmp_path / "run2" / "out" / "sub" / "result.txt").read_text() == "hello"
+    assert (tmp_path / "run2" / "report.md").read_text() == "# 5\n"
+    assert not (tmp_path / "run2" / "out" / "stale.txt").exists()
+    assert not [p for p in (tmp_path / "run2").iterdir() if ".tmp-" in p.name]  # no temp left behind
+
+
+def test_changed_input_file_param_or_code_is_a_miss(cache, inputs, tmp_path, monkeypatch):
+    step = Step()
+    call(step, inputs, tmp_path / "r1")
+    inputs["source"].write_text("hello!")  # the content changed, not the path
+    assert call(step, inputs, tmp_path / "r2")["length"] == 6 and step.calls == 2
+    assert call(step, inputs, tmp_path / "r3", scale=2)["length"] == 12 and step.calls == 3
+    write_json(inputs["model_dir"] / "weights.json", [1, 2, 4])  # a file inside an input folder
+    call(step, inputs, tmp_path / "r4", scale=2)
+    assert step.calls == 4
+    monkeypatch.setattr(stepcache, "code_fingerprint", lambda: "changed code")
+    call(step, inputs, tmp_path / "r5", scale=2)
+    assert step.calls == 5
+    call(step, inputs, tmp_path / "r6", scale=2)
+    assert step.calls == 5 and len(list(cache.iterdir())) == 5
+
+
+def test_key_is_content_not_path_nor_lineage_record(cache, inputs, tmp_path):
+    """The same bytes elsewhere hit; an input's lineage.json (timestamps, paths) is not part of its content."""
+    step = Step()
+    call(step, inputs, tmp_path / "r1")
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (moved / "source.txt").write_text("hello")
+    (moved / "model").mkdir()
+    write_json(moved / "model" / "weights.json", [1, 2, 3])
+    write_json(moved / "model" / "lineage.json", {"started_at": "another run"})
+    call(step, {"source": moved / "source.txt", "model_dir": moved / "model"}, tmp_path / "r2")
+    assert step.calls == 1
+
+
+def test_list_inputs_dataclass_params_and_which_outputs(cache, tmp_path):
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Config:
+        epochs: int = 1
+
+    seen = []
+
+    def gather(result_files, out_dir, config, md_path=None):
+        seen.append(config)
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        (Path(out_dir) / "all.txt").write_text("".join(Path(f).read_text() for f in result_files))
+        if md_path:
+            Path(md_path).write_text("md")
+        return {"files": len(result_files)}
+
+    files = []
+    for i in range(2):
+        files.append(tmp_path / f"r{i}.txt")
+        files[-1].write_text(str(i))
+    for run in ("a", "b"):
+        run_cached("gather", gather, inputs={"result_files": files}, outputs={"out_dir": tmp_path / run},
+                   params={"config": Config()})
+    assert len(seen) == 1 and (tmp_path / "b" / "all.txt").read_text() == "01"
+    run_cached("gather", gather, inputs={"result_files": files[::-1]}, outputs={"out_dir": tmp_path / "c"},
+               params={"config": Config()})  # another order is another input
+    run_cached("gather", gather, inputs={"result_files": files}, outputs={"out_dir": tmp_path / "d"},
+               params={"config": Config(epochs=2)})
+    # asking for an output the entry does not have (md_path) is another call
+    run_cached("gather", gather, inputs={"result_files": files},
+               outputs={"out_dir": tmp_path / "e", "md_path": tmp_path / "e.md"}, params={"config": Config()})
+    assert len(seen) == 4 and (tmp_path / "e.md").read_text() == "md"
+
+
+def test_failed_step_stores_nothing_and_broken_entry_reruns(cache, inputs, tmp_path):
+    def fails(**_):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        run_cached("demo", fails, inputs=inputs, outputs={"out_dir": tmp_path / "x"})
+    assert not cache.exists() or not any(p.name.startswith("demo-") for p in cache.iterdir())
+
+    step = Step()
+    call(step, inputs, tmp_path / "r1")
+    entry = next(cache.glob("demo-*"))
+    (entry / "outputs" / "md_path").unlink()  # an entry that lost an output it recorded is not used
+    call(step, inputs, tmp_path / "r2")
+    assert step.calls == 2 and (tmp_path / "r2" / "report.md").exists()
+
+
+def test_compiled_components_cache_all_but_resolve_and_gate():
+    """Every step but `resolve data` and the promotion gate goes through run_cached (those two always run, as in
+    the compiled pipeline, where their caching is off)."""
+    spec = next(yaml.safe_load_all((REPO / "pipelines" / "compiled" / "xstilts.yaml").read_text()))
+    sources = {name: "".join(e["container"]["command"]) for name, e in spec["deploymentSpec"]["executors"].items()}
+    cached = {name for name, source in sources.items() if "run_cached(" in source}
+    assert cached == {"exec-validate-data", "exec-intermediate-finetune", "exec-target-finetune", "exec-export-onnx",
+                      "exec-zero-shot-eval", "exec-gather-results", "exec-report"}
+    for step in CACHED_STEPS:
+        assert any(f'run_cached("{step}"' in source for source in sources.values()), step
+
+
+def test_local_run_sets_the_cache_only_for_its_steps(tmp_path, monkeypatch):
+    from pipelines.local import _environ, default_step_cache
+
+    monkeypatch.setenv("XSTILTS_CACHE", str(tmp_path / "c"))
+    monkeypatch.delenv(stepcache.ENV, raising=False)
+    assert default_step_cache() == tmp_path / "c" / "steps"
+    with _environ({stepcache.ENV: str(default_step_cache()), "OMP_NUM_THREADS": None}):
+        assert stepcache.cache_root() == tmp_path / "c" / "steps" and "OMP_NUM_THREADS" not in os.environ
+    assert stepcache.cache_root() is None
+
+
+def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
+    """`xstilts run --local` twice with the same inputs: the second run reuses every step but resolve and the gate,
+    and writes the same summary.json; its lineage still audits."""
+    from xstilts.lineage import audit
+
+    params = {"data": str(sample_root), "target_tasks": ["xnli", "tatoeba"], "conditions": ["none", "mnli"],
+              "languages": ["en", "fr"], "intermediate_train": {"epochs": 1}, "target_train": {"epochs": 1}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(params))
+    env = dict(os.environ, XSTILTS_STEP_CACHE=str(tmp_path / "steps"))
+    logs, summaries = [], []
+    for run in ("first", "second"):
+        out = subprocess.run([XSTILTS, "run", "--local", "--params", str(tmp_path / "p.yaml"), "--workdir",
+                              str(tmp_path / run)], cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        logs.append(out.stdout)
+        report = Path([line for line in out.stdout.splitlines() if line.startswith("report: ")][-1][8:])
+        summaries.append(json.loads((report.parent / "summary.json").read_text()))
+    # 1 validate, 2 intermediate, 2 × 2 target/export/evaluate, 2 gather, 1 report
+    expected = {"validate": 1, "intermediate": 2, "target": 4, "export": 4, "evaluate": 4, "gather": 2, "report": 1}
+    for verb, log in (("stored", logs[0]), ("reused", logs[1])):
+        counts = {step: log.count(f"[cache] {step}: {verb} ") for step in CACHED_STEPS}
+        assert counts == expected, (verb, counts)
+    assert " stored " not in "".join(line for line in logs[1].splitlines() if "[cache]" in line)
+    assert summaries[0] == summaries[1]
+    assert len(list((tmp_path / "steps").glob("*-*"))) == sum(expected.values())
+    run_dir = next((tmp_path / "second" / "kfp").iterdir())
+    assert len(audit(run_dir)) >= sum(expected.values())
