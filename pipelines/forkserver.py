@@ -76,7 +76,7 @@ class ForkServer:
         """Whether the server is up. Non-blocking: steps started while it imports run as plain subprocesses."""
         with self._lock:
             if self._ready is None and os.path.exists(self.path):  # bound: "ready" follows at once
-                self._ready = self.process.stdout.readline().strip() == "ready"
+                self._ready = any(line.strip() == "ready" for line in iter(self.process.stdout.readline, ""))
             if self._ready is None and self.process.poll() is not None:
                 self._ready = False
                 print(f"[forkserver] did not start (exit {self.process.returncode}): every step runs as a fresh "
