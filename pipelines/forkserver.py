@@ -83,8 +83,9 @@ class ForkServer:
                       f"process (run `python -m pipelines.forkserver /tmp/s` to see why)", flush=True)
             return bool(self._ready) and self.process.poll() is None
 
-    def run(self, program: str, args: list[str], env: dict[str, str], echo) -> int:
-        """Run one step in a fork; its output lines go to `echo` as they come. Returns its exit code."""
+    def run(self, program: str, args: list[str], env: dict[str, str], echo) -> int | None:
+        """Run one step in a fork; its output lines go to `echo` as they come. Returns its exit code, or None if the
+        server could not take the step (gone since `ready`): nothing of it ran."""
         read_end, write_end = os.pipe()
         request = json.dumps({"program": program, "args": args, "env": env, "cwd": os.getcwd()}).encode()
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
@@ -92,6 +93,9 @@ class ForkServer:
                 conn.connect(self.path)
                 socket.send_fds(conn, [HEADER.pack(len(request))], [write_end])
                 conn.sendall(request)
+            except OSError:
+                os.close(read_end)
+                return None
             finally:
                 os.close(write_end)
             with open(read_end, encoding="utf-8", errors="replace") as output:

@@ -68,11 +68,12 @@ def _parallel_steps(n: int, fork: bool = True):
     def run_local_subprocess(full_command, env_vars=None):  # only leaf steps wait here: nested loops cannot deadlock
         with slots:
             step = parse_command(full_command)
-            if server is None or step is None or not server.ready():
-                return original_run(full_command, env_vars)
-            code = server.run(*step, env={**os.environ, **(env_vars or {})}, echo=lambda line: print(line, end=""))
-            print("\n")  # as kfp.local does, to end the step's log
-            return code
+            if server is not None and step is not None and server.ready():
+                code = server.run(*step, env={**os.environ, **(env_vars or {})}, echo=lambda line: print(line, end=""))
+                if code is not None:
+                    print("\n")  # as kfp.local does, to end the step's log
+                    return code
+            return original_run(full_command, env_vars)
 
     ParallelExecutor.__init__, handler.run_local_subprocess = init, run_local_subprocess
     try:

@@ -68,7 +68,9 @@ def waiting_server(monkeypatch):
     def wait_ready(self):
         deadline = time.monotonic() + 120
         while not ready(self):
-            assert self.process.poll() is None and time.monotonic() < deadline, "the fork server did not start"
+            if self.process.poll() is not None:  # gone (a test killed it): steps run as subprocesses
+                return False
+            assert time.monotonic() < deadline, "the fork server did not start"
             time.sleep(0.1)
         return True
 
@@ -143,3 +145,18 @@ def test_preload_names_importable_modules():
 
     for name in forkserver.PRELOAD:
         assert importlib.util.find_spec(name) is not None, name
+
+
+def test_a_server_gone_after_ready_runs_the_step_as_a_subprocess(tmp_path, monkeypatch, waiting_server):
+    """Between `ready` and the connection the server may die: the step then runs as kfp.local would run it."""
+    monkeypatch.setenv("FORK_TEST_VALUE", "y")
+    original_run = ForkServer.run
+
+    def server_gone(self, *args, **kwargs):
+        self.process.kill()
+        self.process.wait()
+        os.unlink(self.path)
+        return original_run(self, *args, **kwargs)
+
+    monkeypatch.setattr(ForkServer, "run", server_gone)
+    assert run_pipeline(two_steps, tmp_path).output == "fresh:y"
