@@ -13,11 +13,12 @@ def intermediate_finetune(condition: str, dataset: Input[Dataset], model_name: s
     inputs, parameters and code (xstilts.stepcache)."""
     from functools import partial
 
-    from xstilts.artifact_store import push_metadata
-    from xstilts.distributed import run_data_parallel
-    from xstilts.lineage import metadata
-    from xstilts.stepcache import run_cached
-    from xstilts.training import TrainConfig, intermediate_finetune as finetune, scalar_metrics
+    from xstilts.ops.artifact_store import push_metadata
+    from xstilts.train.distributed import run_data_parallel
+    from xstilts.provenance import metadata
+    from xstilts.ops.stepcache import run_cached
+    from xstilts.config import TrainConfig
+    from xstilts.train.finetune import intermediate_finetune as finetune, scalar_metrics
 
     result = run_cached("intermediate", partial(run_data_parallel, finetune), inputs={"dataset_dir": dataset.path},
                         outputs={"out_dir": model.path},

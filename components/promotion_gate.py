@@ -16,8 +16,8 @@ def promotion_gate(results: Input[List[Artifact]], registry_repo: str, promotion
     import os
     import shutil
 
-    from xstilts.lineage import metadata
-    from xstilts.promotion import gate_run
+    from xstilts.provenance import metadata
+    from xstilts.ops.promotion import gate_run
 
     result = gate_run([r.path for r in results], decision.path, registry_repo, promotion_targets, promotion_tolerance,
                       promotion_condition or None, run_name=run_name)

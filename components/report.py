@@ -11,9 +11,9 @@ def report(results: Input[List[Artifact]], decision: Input[Artifact], summary: O
            report_html: Output[HTML], report_md: Output[Markdown]):
     """Every (condition, target task) score: task × condition table with XTREME average and deltas vs `none`,
     best intermediate per target, the promotion gate's decision, heatmaps, Markdown/HTML report, summary.json."""
-    from xstilts.lineage import metadata
-    from xstilts.report import build_report
-    from xstilts.stepcache import run_cached
+    from xstilts.provenance import metadata
+    from xstilts.evaluate.report import build_report
+    from xstilts.ops.stepcache import run_cached
 
     result = run_cached("report", build_report,
                         inputs={"result_files": [r.path for r in results], "decision": decision.path},

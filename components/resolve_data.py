@@ -13,7 +13,7 @@ def resolve_data(data: str, task_data: dict, data_repo: str, data_rev: str) -> N
     cached steps and changed data retrains."""
     from collections import namedtuple
 
-    from xstilts.dvcdata import resolve_run_data
+    from xstilts.data.dvc import resolve_run_data
 
     resolved = resolve_run_data(data, task_data, data_repo, data_rev)
     for source, version in resolved["versions"].items():

@@ -13,11 +13,12 @@ def target_finetune(target_task: str, dataset: Input[Dataset], intermediate_mode
     Local runs reuse a cached result of the same inputs, parameters and code (xstilts.stepcache)."""
     from functools import partial
 
-    from xstilts.artifact_store import push_metadata
-    from xstilts.distributed import run_data_parallel
-    from xstilts.lineage import metadata
-    from xstilts.stepcache import run_cached
-    from xstilts.training import TrainConfig, scalar_metrics, target_finetune as finetune
+    from xstilts.ops.artifact_store import push_metadata
+    from xstilts.train.distributed import run_data_parallel
+    from xstilts.provenance import metadata
+    from xstilts.ops.stepcache import run_cached
+    from xstilts.config import TrainConfig
+    from xstilts.train.finetune import scalar_metrics, target_finetune as finetune
 
     # The condition is read from the intermediate model (kfp.local mis-resolves an outer loop item in a nested loop).
     result = run_cached("target", partial(run_data_parallel, finetune),

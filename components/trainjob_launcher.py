@@ -14,10 +14,11 @@ def trainjob_launcher(condition: str, dataset: Input[Dataset], model_name: str, 
     """The intermediate fine-tune as a Kubeflow Trainer v2 TrainJob on `num_nodes` nodes (torchrun data-parallel
     over every node's GPUs); this pod only submits it, streams its logs and fails when it fails. The nodes run
     `image` and share `shared_pvc` (mounted at `shared_mount` here too) with this pod."""
-    from xstilts.artifact_store import push_metadata
-    from xstilts.lineage import metadata
-    from xstilts.training import TrainConfig, scalar_metrics
-    from xstilts.trainjob import TrainJobSettings, intermediate_trainjob
+    from xstilts.ops.artifact_store import push_metadata
+    from xstilts.provenance import metadata
+    from xstilts.config import TrainConfig
+    from xstilts.train.finetune import scalar_metrics
+    from xstilts.ops.trainjob import TrainJobSettings, intermediate_trainjob
 
     resources = {"cpu": cpu_per_node, "memory": memory_per_node, **({"gpu": gpus_per_node} if gpus_per_node else {})}
     settings = TrainJobSettings(image=image, num_nodes=num_nodes, resources_per_node=resources, runtime=runtime,

@@ -13,9 +13,9 @@ def validate_data(target_tasks: list, conditions: list, data: str, task_data: di
     `data`/`task_data` come pinned from the resolve step; `data_md5` (its content md5) is here so that it is part of
     this step's caching key (KFP's, and locally xstilts.stepcache's); `data_repo`/`data_rev` are recorded as the user
     asked for them."""
-    from xstilts.lineage import metadata
-    from xstilts.stepcache import run_cached
-    from xstilts.validation import validate_experiment
+    from xstilts.provenance import metadata
+    from xstilts.ops.stepcache import run_cached
+    from xstilts.data.validate import validate_experiment
 
     manifest = run_cached("validate", validate_experiment, inputs={},
                           outputs={"out_dir": dataset.path, "report_html": report_html.path, "report_md": report_md.path},

@@ -11,9 +11,9 @@ def zero_shot_eval(onnx_model: Input[Model], dataset: Input[Dataset], results: O
     """Score the ONNX model in onnxruntime on every evaluation language's test split (the task kind's metric; code
     generation: sampled completions executed in the sandbox, pass@k, with the `generation` settings). Local runs reuse
     a cached result of the same inputs, parameters and code (xstilts.stepcache)."""
-    from xstilts.evaluation import zero_shot_eval as evaluate
-    from xstilts.lineage import metadata
-    from xstilts.stepcache import run_cached
+    from xstilts.evaluate.zero_shot import zero_shot_eval as evaluate
+    from xstilts.provenance import metadata
+    from xstilts.ops.stepcache import run_cached
 
     result = run_cached("evaluate", evaluate, inputs={"onnx_dir": onnx_model.path, "dataset_dir": dataset.path},
                         outputs={"out_dir": results.path, "html_path": table_html.path, "md_path": table_md.path},

@@ -37,8 +37,9 @@ from pathlib import Path
 # the ONNX exporter and its fusions, and the xstilts modules the components call. Not great-expectations (3 s, the
 # validate step only, which runs once).
 PRELOAD = ("kfp.dsl.executor_main", "torch", "onnxruntime", "torch.onnx._internal.exporter._core",
-           "onnxscript.rewriter.ort_fusions", "xstilts.training", "xstilts.export", "xstilts.evaluation",
-           "xstilts.report", "xstilts.stepcache", "xstilts.distributed", "xstilts.lineage", "xstilts.artifact_store")
+           "onnxscript.rewriter.ort_fusions", "xstilts.train.finetune", "xstilts.export.encoder",
+           "xstilts.evaluate.zero_shot", "xstilts.evaluate.report", "xstilts.ops.stepcache", "xstilts.train.distributed",
+           "xstilts.ops.lineage", "xstilts.ops.artifact_store")
 TRANSFORMERS_CLASSES = ("XLMRobertaModel", "XLMRobertaConfig", "PreTrainedTokenizerFast", "AutoTokenizer",
                         "LlamaForCausalLM", "LlamaConfig")
 # The script kfp 2.17 puts before a lightweight component's code (`$0`) and its arguments (`$@`).

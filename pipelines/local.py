@@ -8,8 +8,8 @@ import warnings
 from pathlib import Path
 
 from xstilts.errors import XstiltsError
-from xstilts.fsutil import cache_dir
-from xstilts.stepcache import ENV as STEP_CACHE_ENV
+from xstilts.env import cache_dir
+from xstilts.ops.stepcache import ENV as STEP_CACHE_ENV
 
 # How many steps run at once. kfp.local itself runs at most 2 iterations of each dsl.ParallelFor at once
 # (ParallelExecutor.conservative_max, not a setting): with the tiny preset's three conditions the third waited for a

@@ -23,7 +23,8 @@ from typing import Iterable, Iterator, Optional
 import yaml
 
 from xstilts.errors import ConfigError, XstiltsError
-from xstilts.lineage import LINEAGE_FILE, LineageError, link
+from xstilts.provenance import LINEAGE_FILE, LineageError
+from xstilts.ops.lineage import link
 
 DEFAULT_NAMESPACE = "xstilts"
 DEFAULT_PIPELINE_NAME = "xstilts"  # PIPELINE_NAME in pipelines/xstilts.py (not imported: that pulls in the components)
@@ -205,7 +206,7 @@ def _check_train_params(params: dict) -> None:
     train = {k: v for k, v in params.items() if k.endswith("_train") and isinstance(v, dict)}
     if not train:
         return
-    from xstilts.training import TrainConfig  # imports torch: only when training settings are given
+    from xstilts.config import TrainConfig  # imports torch: only when training settings are given
 
     for name, values in train.items():
         try:

@@ -33,7 +33,7 @@ from components.target_finetune import target_finetune
 from components.trainjob_launcher import trainjob_launcher
 from components.validate_data import validate_data
 from components.zero_shot_eval import zero_shot_eval
-from xstilts.params import XTREME_GRID
+from xstilts.config import XTREME_GRID
 
 COMPILED = Path(__file__).parent / "compiled" / "xstilts.yaml"
 PIPELINE_NAME = "xstilts"

@@ -25,7 +25,7 @@ def isolated_caches(tmp_path_factory):
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory) -> Path:
     """The bundled sample data, generated afresh (identical to data/sample, see test_dvc.py)."""
-    from xstilts.sample_data import write_sample_data
+    from xstilts.sampledata.generate import write_sample_data
 
     return write_sample_data(tmp_path_factory.mktemp("data") / "sample")
 
@@ -34,7 +34,7 @@ def sample_root(tmp_path_factory) -> Path:
 def dataset(sample_root, tmp_path_factory) -> Path:
     """The validated dataset: a target of every kind and an intermediate task of every trainable kind, in the
     sample's five languages."""
-    from xstilts.validation import validate_experiment
+    from xstilts.data.validate import validate_experiment
 
     out = tmp_path_factory.mktemp("validated")
     validate_experiment(TARGETS, CONDITIONS, str(sample_root), out / "dataset", out / "r.html", out / "r.md",
@@ -44,7 +44,7 @@ def dataset(sample_root, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def small_config():
-    from xstilts.training import TrainConfig
+    from xstilts.config import TrainConfig
 
     return TrainConfig(epochs=3, batch_size=32, learning_rate=1e-3, max_length=64, checkpoint_every=1000, patience=0)
 
@@ -52,7 +52,7 @@ def small_config():
 @pytest.fixture(scope="session")
 def target_model(dataset, small_config, tmp_path_factory) -> Path:
     """An XNLI model trained from the tiny encoder (the `none` condition)."""
-    from xstilts.training import intermediate_finetune, target_finetune
+    from xstilts.train.finetune import intermediate_finetune, target_finetune
 
     root = tmp_path_factory.mktemp("models")
     intermediate_finetune("none", dataset, "tiny", root / "none", small_config)
@@ -62,7 +62,7 @@ def target_model(dataset, small_config, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def onnx_model(target_model, tmp_path_factory) -> Path:
-    from xstilts.export import export_onnx
+    from xstilts.export.encoder import export_onnx
 
     out = tmp_path_factory.mktemp("onnx") / "onnx"
     export_onnx(target_model, out)

@@ -13,8 +13,8 @@ import yaml
 from kfp.dsl import Dataset, Markdown, Metrics, Model
 from typer.testing import CliRunner
 
-from xstilts import artifact_store
-from xstilts.artifact_store import ArtifactStoreError
+from xstilts.ops import artifact_store
+from xstilts.ops.artifact_store import ArtifactStoreError
 
 REPO = Path(__file__).resolve().parents[1]
 DVC = str(Path(sys.executable).with_name("dvc"))
@@ -137,7 +137,7 @@ def test_remote_by_name_from_the_dvc_config(model_dir, tmp_path, monkeypatch):
 
 
 def test_cli_push_and_pull(model_dir, tmp_path):
-    from xstilts.cli import app
+    from xstilts.cli.main import app
 
     runner = CliRunner()
     remote = str(tmp_path / "remote")

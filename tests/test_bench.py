@@ -6,9 +6,9 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from xstilts.bench import BASELINE, bench_eval
-from xstilts.cli import app
-from xstilts.fsutil import read_json
+from xstilts.bench.eval import BASELINE, bench_eval
+from xstilts.cli.main import app
+from xstilts.io import read_json
 
 SETUPS = [BASELINE, "ort-export", "ort-transformers-optimizer", "ort-fused", "ort-fused-int8"]
 

@@ -9,21 +9,25 @@ import pandas as pd
 import pytest
 import torch
 
-from xstilts import kinds
-from xstilts.causal import (CODE_CORPUS, causal_corpus, completion_features, ensure_tiny_causal_model,
-                            load_causal_lm, load_decoder, train_causal_tokenizer)
+from xstilts.kinds import base as kinds
+from xstilts.models.tiny import CODE_CORPUS, causal_corpus, ensure_tiny_causal_model, train_causal_tokenizer
+from xstilts.kinds.generation import completion_features
+from xstilts.models.causal import load_causal_lm
+from xstilts.export.decoder import load_decoder
 from xstilts.errors import ConfigError, DataError
-from xstilts.generation import GenerationConfig, TorchStep, generate, generate_samples, onnx_generator
-from xstilts.kinds import Settings
-from xstilts.tagging import IGNORE_INDEX
-from xstilts.tasks import get_task
-from xstilts.training import TrainConfig, finetune, intermediate_finetune, target_finetune, train
+from xstilts.evaluate.generate import GenerationConfig, TorchStep, generate, generate_samples, onnx_generator
+from xstilts.config import Settings
+from xstilts.kinds.tagging import IGNORE_INDEX
+from xstilts.tasks.registry import get_task
+from xstilts.config import TrainConfig
+from xstilts.train.finetune import finetune, intermediate_finetune, target_finetune
+from xstilts.train.loop import train
 
 
 @pytest.fixture(scope="module")
 def code_dataset(sample_root, tmp_path_factory):
     """mbpp (English Python, train/validation) and mbxp (test in six programming languages), validated."""
-    from xstilts.validation import validate_experiment
+    from xstilts.data.validate import validate_experiment
 
     out = tmp_path_factory.mktemp("code")
     validate_experiment(["mbxp"], ["mbpp"], str(sample_root), out / "dataset", out / "r.html", out / "r.md", [])
@@ -47,7 +51,7 @@ def causal_models(code_dataset, causal_config, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def causal_onnx(causal_models, tmp_path_factory):
-    from xstilts.export import export_onnx
+    from xstilts.export.encoder import export_onnx
 
     out = tmp_path_factory.mktemp("causal-onnx") / "onnx"
     export_onnx(causal_models / "target", out)  # the export step dispatches causal model directories
@@ -134,8 +138,8 @@ def test_checkpoints_of_tied_weights_resume(code_dataset, tmp_path):
     """The tiny LM ties its embeddings to the output layer (as Qwen2.5-Coder does): checkpoints must still write,
     and a re-run resumes from them."""
     lm, tokenizer = load_causal_lm("tiny-causal")
-    from xstilts.causal import CausalLMModel
-    from xstilts.data import read_split
+    from xstilts.models.causal import CausalLMModel
+    from xstilts.data.load import read_split
 
     data = [(get_task("mbpp"), (), read_split(code_dataset, "mbpp", "train"), None)]
     config = TrainConfig(max_steps=2, batch_size=8, learning_rate=1e-3, max_length=64, checkpoint_every=1)
@@ -183,7 +187,7 @@ def test_export_decoder_with_kv_cache(causal_onnx):
 def test_onnx_and_pytorch_greedy_generation_give_identical_tokens(causal_models, causal_onnx, code_dataset):
     """Fixed prompts of different lengths (the six languages' MBXP prompts), batched with left padding: onnxruntime
     reusing its KV cache and PyTorch choose the same token at every step."""
-    from xstilts.data import read_split
+    from xstilts.data.load import read_split
 
     prompts = read_split(code_dataset, "mbxp", "test").groupby("language").head(1)["prompt"].tolist()
     assert len({len(p) for p in prompts}) == len(prompts) == 6
@@ -214,7 +218,7 @@ def test_generate_samples_writes_code_eval_samples(causal_onnx, code_dataset, tm
     assert generation["provider"] == "CPUExecutionProvider" and sum(generation["stopped"].values()) == 48
     assert (tmp_path / "samples" / "lineage.json").exists()
     # code-eval reads both files as they are (its own loaders and checks)
-    from xstilts.code_eval import load_problems, load_samples
+    from xstilts.codeexec.harness import load_problems, load_samples
 
     read_problems = load_problems(tmp_path / "samples" / "problems.jsonl")
     assert len(load_samples(tmp_path / "samples" / "samples.jsonl", read_problems)) == 48
@@ -227,7 +231,7 @@ def test_generate_samples_writes_code_eval_samples(causal_onnx, code_dataset, tm
 
 
 def test_generation_input_errors(causal_onnx, code_dataset, tmp_path):
-    from xstilts.evaluation import zero_shot_eval
+    from xstilts.evaluate.zero_shot import zero_shot_eval
 
     encoder_export = tmp_path / "encoder-onnx"
     encoder_export.mkdir()
@@ -247,7 +251,7 @@ def test_generation_input_errors(causal_onnx, code_dataset, tmp_path):
 def test_generate_command(causal_onnx, code_dataset, tmp_path):
     from typer.testing import CliRunner
 
-    from xstilts.cli import app
+    from xstilts.cli.main import app
 
     runner = CliRunner()
     ok = runner.invoke(app, ["generate", "--model", str(causal_onnx), "--problems", str(code_dataset), "--out",

@@ -16,7 +16,7 @@ def cli(*args, cwd=REPO, timeout=600, env=None):
 
 
 def test_tasks_lists_every_task_with_kind_languages_and_metric():
-    from xstilts.tasks import KINDS, all_tasks
+    from xstilts.tasks.registry import KINDS, all_tasks
 
     out = cli("tasks")
     assert out.returncode == 0, out.stderr
@@ -62,14 +62,14 @@ def test_bad_params_file_is_a_clear_error(tmp_path):
 
 
 def test_params_yaml_equals_the_embedded_defaults():
-    from xstilts.params import EMBEDDED_DEFAULTS
+    from xstilts.config import EMBEDDED_DEFAULTS
 
     assert yaml.safe_load((REPO / "params.yaml").read_text()) == EMBEDDED_DEFAULTS
 
 
 def test_presets():
     from xstilts.errors import ConfigError
-    from xstilts.params import load_params
+    from xstilts.config import load_params
 
     tiny = load_params(preset_name="tiny")
     assert tiny["target_tasks"] == ["xnli", "xquad", "panx", "tatoeba"] and tiny["model_name"] == "tiny"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.code_eval import load_problems, load_samples, pass_at_k
-from xstilts.code_fixtures import canonical_samples, fixture_problems
+from xstilts.codeexec.harness import load_problems, load_samples, pass_at_k
+from xstilts.sampledata.code_fixtures import canonical_samples, fixture_problems
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "tests" / "fixtures" / "code"
@@ -128,7 +128,7 @@ GOOD_SAMPLE = json.dumps({"task_id": "xstilts-python/0", "completion": "    retu
 def test_bad_input_is_a_clear_error_and_writes_nothing(tmp_path, problems, samples, message):
     from typer.testing import CliRunner
 
-    from xstilts.cli import app
+    from xstilts.cli.main import app
 
     (tmp_path / "problems.jsonl").write_text(problems)
     (tmp_path / "samples.jsonl").write_text(samples)
@@ -159,8 +159,8 @@ def test_go_follows_the_problems_test_convention(tmp_path):
     """A Go test with `func main` (mxeval's MBXP files, the fixtures) is built and run; one with
     `func TestXxx(t *testing.T)` (MultiPL-E, HumanEval-X; here in an external `_test` package with subtests) runs
     under `go test` in a module folder."""
-    from xstilts.code_eval import Sample, evaluate
-    from xstilts.code_exec import get_language
+    from xstilts.codeexec.harness import Sample, evaluate
+    from xstilts.codeexec.languages import get_language
 
     go = get_language("go")
     assert {go.for_problem(p).source for p in fixture_problems(("go",))} == {"main.go"}

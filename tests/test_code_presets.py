@@ -6,11 +6,12 @@ import json
 import pandas as pd
 import pytest
 
-from xstilts import kinds
+from xstilts.kinds import base as kinds
 from xstilts.errors import ConfigError
-from xstilts.params import CLUSTER_PRESETS, CODE_QUESTIONS, PRESETS, load_params
-from xstilts.tasks import GENERATION, get_task
-from xstilts.training import TrainConfig, intermediate_finetune, target_finetune
+from xstilts.config import CLUSTER_PRESETS, CODE_QUESTIONS, PRESETS, load_params
+from xstilts.tasks.registry import GENERATION, get_task
+from xstilts.config import TrainConfig
+from xstilts.train.finetune import intermediate_finetune, target_finetune
 
 CONFIG = TrainConfig(epochs=1, max_steps=3, batch_size=8, learning_rate=3e-3, max_length=128, patience=0,
                      checkpoint_every=1000)
@@ -58,8 +59,8 @@ def test_encoder_tasks_as_text_to_text():
 @pytest.fixture(scope="module")
 def humaneval_run(sample_root, tmp_path_factory):
     """english-humaneval in miniature: tiny-causal → mnli as text → text → humaneval target (MBPP) → ONNX."""
-    from xstilts.export import export_onnx
-    from xstilts.validation import validate_experiment
+    from xstilts.export.encoder import export_onnx
+    from xstilts.data.validate import validate_experiment
 
     root = tmp_path_factory.mktemp("humaneval")
     validate_experiment(["humaneval"], ["none", "mnli"], str(sample_root), root / "ds", root / "r.html",
@@ -71,7 +72,7 @@ def humaneval_run(sample_root, tmp_path_factory):
 
 
 def test_mnli_trains_a_causal_lm_then_humaneval_is_scored_by_execution(humaneval_run):
-    from xstilts.evaluation import zero_shot_eval
+    from xstilts.evaluate.zero_shot import zero_shot_eval
 
     training = json.loads((humaneval_run / "mnli" / "training.json").read_text())
     assert training["tasks"] == ["mnli"] and training["steps"] == 3 and training["losses"][-1] > 0
@@ -90,7 +91,7 @@ def test_mnli_trains_a_causal_lm_then_humaneval_is_scored_by_execution(humaneval
 
 
 def test_generation_settings_are_checked(humaneval_run, tmp_path):
-    from xstilts.evaluation import zero_shot_eval
+    from xstilts.evaluate.zero_shot import zero_shot_eval
 
     with pytest.raises(ConfigError, match="unknown generation setting.s. beams"):
         zero_shot_eval(humaneval_run / "onnx", humaneval_run / "ds", tmp_path / "e", generation={"beams": 4})
@@ -100,7 +101,7 @@ def test_generation_settings_are_checked(humaneval_run, tmp_path):
 
 
 def test_generation_settings_from_kfp_floats():
-    from xstilts.evaluation import generation_settings
+    from xstilts.evaluate.zero_shot import generation_settings
 
     settings = generation_settings({"n": 20.0, "max_new_tokens": 64.0, "k": [1.0, 10.0], "temperature": 0.2})
     assert settings["n"] == 20 and isinstance(settings["max_new_tokens"], int) and settings["k"] == [1, 10]

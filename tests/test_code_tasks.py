@@ -8,15 +8,17 @@ from collections import Counter
 import pytest
 import torch
 
-from xstilts import kinds
-from xstilts import sample_data as sd
-from xstilts.code_eval import Sample, evaluate
-from xstilts.code_exec import ToolchainMissingError, find_toolchain, get_language
-from xstilts.data import canonicalize
-from xstilts.modeling import MeanPooledEncoder, load_encoder
-from xstilts.tasks import GENERATION, RETRIEVAL, condition_tasks, get_task
-from xstilts.training import TrainConfig, finetune, read_split
-from xstilts.validation import validate_tasks
+from xstilts.kinds import base as kinds
+from xstilts.sampledata import generate as sd
+from xstilts.codeexec.harness import Sample, evaluate
+from xstilts.codeexec.languages import ToolchainMissingError, find_toolchain, get_language
+from xstilts.data.load import canonicalize
+from xstilts.models.encoder import MeanPooledEncoder, load_encoder
+from xstilts.tasks.registry import GENERATION, RETRIEVAL, condition_tasks, get_task
+from xstilts.config import Settings, TrainConfig
+from xstilts.train.finetune import finetune
+from xstilts.data.load import read_split
+from xstilts.data.validate import validate_tasks
 
 GENERATION_TASKS = [name for name in sd.code_tasks() if get_task(name).kind == GENERATION]
 
@@ -164,7 +166,7 @@ def test_contrastive_code_search_training_raises_dev_mrr(tmp_path, sample_root, 
     validate_tasks([], str(sample_root), dataset, tmp_path / "r.html", tmp_path / "r.md",
                    intermediates=["codexglue_codesearch"])
     dev = read_split(dataset, "codexglue_codesearch", "validation")
-    settings = kinds.Settings(max_length=64)
+    settings = Settings(max_length=64)
 
     def dev_mrr(encoder_path: str) -> float:
         encoder, tokenizer = load_encoder(encoder_path)

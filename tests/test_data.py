@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from xstilts.data import load_split
+from xstilts.data.load import load_split
 from xstilts.errors import DataError, DataValidationError
-from xstilts.tasks import get_task
-from xstilts.validation import validate_tasks
+from xstilts.tasks.registry import get_task
+from xstilts.data.validate import validate_tasks
 
 
 def write_rows(root, task, split, rows):
@@ -123,7 +123,7 @@ def test_hub_loader_reads_hub_layout(tmp_path, monkeypatch):
     """The real hub path (datasets.load_dataset with id, config, split, revision) on a local repo in hub format."""
     import dataclasses
 
-    import xstilts.tasks as tasks
+    import xstilts.tasks.registry as tasks
 
     repo = tmp_path / "glue"
     (repo / "sst2").mkdir(parents=True)
@@ -150,7 +150,7 @@ def test_null_text_in_parquet_is_reported_by_the_suite(tmp_path):
 
 def test_repeated_condition_is_rejected(tmp_path, sample_root):
     from xstilts.errors import ConfigError
-    from xstilts.validation import validate_experiment
+    from xstilts.data.validate import validate_experiment
 
     with pytest.raises(ConfigError, match="conditions list mnli more than once"):
         validate_experiment("xnli", ["none", "mnli", "mnli"], str(sample_root), tmp_path / "ds", tmp_path / "r.html",

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 import torch
 
-from xstilts.distributed import DistributedLaunchError, run_data_parallel, shard
-from xstilts.fsutil import read_json
-from xstilts.training import TrainConfig
+from xstilts.train.distributed import DistributedLaunchError, run_data_parallel, shard
+from xstilts.io import read_json
+from xstilts.config import TrainConfig
 
 TESTS = Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -23,10 +23,12 @@ REPO = TESTS.parent
 def train_without_dropout(dataset: str, tasks: list[str], config: TrainConfig, ckpt_dir: str) -> dict:
     """The training loop on the tiny encoder with every dropout off: dropout masks are drawn per rank, so only a
     dropout-free run is exactly reproducible across world sizes."""
-    from xstilts.data import read_split
-    from xstilts.modeling import build_model, ensure_tiny_model, load_encoder
-    from xstilts.tasks import get_task
-    from xstilts.training import dataset_labels, seed_everything, train
+    from xstilts.data.load import read_split
+    from xstilts.models.encoder import build_model, load_encoder
+    from xstilts.models.tiny import ensure_tiny_model
+    from xstilts.tasks.registry import get_task
+    from xstilts.train.finetune import dataset_labels
+    from xstilts.train.loop import seed_everything, train
 
     tiny = Path(ckpt_dir).parent / "tiny-no-dropout"
     if not tiny.exists():  # rank 0 of the 2-process run finds it made by the 1-process run

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from xstilts import dvcdata
+from xstilts.data import dvc as dvcdata
 from xstilts.errors import DataError
-from xstilts.validation import default_source, validate_tasks
+from xstilts.data.validate import default_source, validate_tasks
 
 DVC = str(Path(sys.executable).with_name("dvc"))
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",

@@ -8,15 +8,16 @@ import pandas as pd
 import pytest
 import torch
 
-from xstilts import kinds
+from xstilts.kinds import base as kinds
 from xstilts.errors import ConfigError, ExportParityError
-from xstilts.evaluation import zero_shot_eval
-from xstilts.export import EXPORT_SHAPE, export_onnx
-from xstilts.fsutil import read_json
-from xstilts.modeling import MeanPooledEncoder, load_encoder, load_model
-from xstilts.report import build_report, gather_condition
-from xstilts.tasks import get_task
-from xstilts.training import TrainConfig, intermediate_finetune, target_finetune
+from xstilts.evaluate.zero_shot import zero_shot_eval
+from xstilts.export.encoder import EXPORT_SHAPE, export_onnx
+from xstilts.io import read_json
+from xstilts.models.encoder import MeanPooledEncoder, load_encoder, load_model
+from xstilts.evaluate.report import build_report, gather_condition
+from xstilts.tasks.registry import get_task
+from xstilts.config import Settings, TrainConfig
+from xstilts.train.finetune import intermediate_finetune, target_finetune
 
 
 def test_onnx_has_named_io_and_dynamic_axes(onnx_model):
@@ -105,7 +106,7 @@ def test_onnx_evaluation_equals_the_pytorch_evaluation(task, kind_models, datase
     export_onnx(kind_models / task, tmp_path / "onnx")
     results = zero_shot_eval(tmp_path / "onnx", dataset, tmp_path / "eval")
     t = get_task(task)
-    settings = kinds.Settings(**read_json(tmp_path / "onnx" / "task.json")["settings"])
+    settings = Settings(**read_json(tmp_path / "onnx" / "task.json")["settings"])
     test = pd.read_parquet(dataset / task / "test.parquet")
     if t.kind == "retrieval":
         encoder, tokenizer = load_encoder(str(kind_models / task / "encoder"))

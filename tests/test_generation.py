@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from xstilts.errors import ConfigError, DataError
-from xstilts.generation import (STOP_SEQUENCES, GenerationConfig, StopSequences, TorchStep, choose_token, generate,
-                                load_problems, program_language, stop_sequences, truncate)
+from xstilts.evaluate.generate import (STOP_SEQUENCES, GenerationConfig, StopSequences, TorchStep, choose_token, generate, load_problems, program_language, stop_sequences, truncate)
 
 PROMPTS = ["def add(a, b):\n    ", "# Gibt die Summe zurück\ndef summe(zahlen):\n    return ",
            "function countWords(sentence) {\n  "]
@@ -18,7 +17,8 @@ PROMPTS = ["def add(a, b):\n    ", "# Gibt die Summe zurück\ndef summe(zahlen):
 @pytest.fixture(scope="module")
 def tiny():
     """(step, tokenizer) of the untrained tiny causal LM."""
-    from xstilts.causal import KVCacheDecoder, load_causal_lm
+    from xstilts.export.decoder import KVCacheDecoder
+    from xstilts.models.causal import load_causal_lm
 
     lm, tokenizer = load_causal_lm("tiny-causal")
     return TorchStep(KVCacheDecoder(lm.float().eval()).eval()), tokenizer

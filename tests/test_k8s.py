@@ -246,7 +246,7 @@ def test_checkov_skips_are_few_and_justified(tree):
 # ---- overlays ----------------------------------------------------------------------------------------------------
 
 def test_gpu_overlay_quota_pvc_and_warmup_job():
-    from xstilts.params import XTREME_GRID
+    from xstilts.config import XTREME_GRID
 
     hard = one("gpu", "ResourceQuota", "xstilts-quota")["spec"]["hard"]
     assert int(hard["requests.nvidia.com/gpu"]) >= 1

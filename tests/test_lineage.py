@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from xstilts import lineage
-from xstilts.lineage import LINEAGE_FILE, MissingParentError, TamperedArtifactError, artifact_md5, audit, record
+from xstilts import provenance
+from xstilts.ops import lineage
+from xstilts.provenance import LINEAGE_FILE, artifact_md5, record
+from xstilts.ops.lineage import MissingParentError, TamperedArtifactError, audit
 
 REPO = Path(__file__).resolve().parents[1]
 XSTILTS = str(Path(sys.executable).parent / "xstilts")
@@ -38,10 +40,10 @@ def test_artifact_md5_file_and_directory(tmp_path):
 def test_code_version_prefers_env(monkeypatch):
     monkeypatch.setenv("XSTILTS_COMMIT", "abc123")
     monkeypatch.setenv("XSTILTS_IMAGE", "ghcr.io/xstilts/xstilts:abc123")
-    assert lineage.code_version() == {"code_commit": "abc123", "image": "ghcr.io/xstilts/xstilts:abc123"}
+    assert provenance.code_version() == {"code_commit": "abc123", "image": "ghcr.io/xstilts/xstilts:abc123"}
     monkeypatch.delenv("XSTILTS_COMMIT")
     monkeypatch.delenv("XSTILTS_IMAGE")
-    version = lineage.code_version()
+    version = provenance.code_version()
     assert version["image"] is None and version["code_commit"]  # git HEAD here, else the package version
 
 
@@ -51,7 +53,7 @@ def fake_chain(root: Path) -> dict[str, Path]:
     ds = root / "run" / "validate-data" / "dataset"
     write(ds / "manifest.json", "{}")
     record(ds, "validate", params={"target_tasks": ["xnli"]}, data={"source": str(data.parent.parent),
-                                                                    "files": lineage.source_files([data])})
+                                                                    "files": provenance.source_files([data])})
     model = root / "run" / "loop" / "target-finetune" / "model"
     write(model / "weights.bin", "w" * 100)
     record(model, "target", {"dataset": ds}, {"task": "xnli", "condition": "none"})
@@ -63,7 +65,7 @@ def fake_chain(root: Path) -> dict[str, Path]:
     assert set(entry) >= {"step", "artifact_md5", "inputs", "params", "code_commit", "image", "data", "started_at", "seconds"}
     version = json.loads((ds / "lineage.json").read_text())["data_version"]  # the validate step's, inherited
     assert version["md5"] and entry["data_version"] == version
-    assert lineage.metadata(onnx) == {"md5": entry["artifact_md5"], "parent_md5s": {"model": artifact_md5(model)},
+    assert provenance.metadata(onnx) == {"md5": entry["artifact_md5"], "parent_md5s": {"model": artifact_md5(model)},
                                       "code_commit": entry["code_commit"], "image": entry["image"] or "",
                                       "data_repo": "", "data_rev": "", "data_commit": "", "data_md5": version["md5"],
                                       "params": {"opset": 18}, "started_at": entry["started_at"],
@@ -121,11 +123,12 @@ TRAIN = {"epochs": 1, "batch_size": 32, "learning_rate": 1e-3, "max_length": 48,
 def small_run(sample_root, tmp_path_factory):
     """validate → intermediate → target → export → eval → gather → report for none × {xnli, tatoeba}, laid out like
     a kfp.local run."""
-    from xstilts.evaluation import zero_shot_eval
-    from xstilts.export import export_onnx
-    from xstilts.report import build_report, gather_condition
-    from xstilts.training import TrainConfig, intermediate_finetune, target_finetune
-    from xstilts.validation import validate_experiment
+    from xstilts.evaluate.zero_shot import zero_shot_eval
+    from xstilts.export.encoder import export_onnx
+    from xstilts.evaluate.report import build_report, gather_condition
+    from xstilts.config import TrainConfig
+    from xstilts.train.finetune import intermediate_finetune, target_finetune
+    from xstilts.data.validate import validate_experiment
 
     run = tmp_path_factory.mktemp("kfp") / "xstilts-run"
     config = TrainConfig.from_dict(TRAIN)

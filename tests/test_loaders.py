@@ -20,11 +20,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-import xstilts.tasks as tasks
-from xstilts.data import canonical_columns
+import xstilts.tasks.registry as tasks
+from xstilts.data.load import canonical_columns
 from xstilts.errors import DataError, DataValidationError
-from xstilts.tasks import RETRIEVAL, all_tasks, get_task
-from xstilts.validation import validate_tasks
+from xstilts.tasks.registry import RETRIEVAL, all_tasks, get_task
+from xstilts.data.validate import validate_tasks
 
 TASK_NAMES = [t.name for t in all_tasks()]
 

@@ -16,17 +16,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from xstilts.metrics import (
-    best_threshold_f1,
-    bucc_f1,
-    mine_pairs,
-    mlqa_scores,
-    qa_scores,
-    squad_scores,
-    tagging_f1,
-    tatoeba_accuracy,
-    xtreme_average,
-)
+from xstilts.kinds.metrics import (best_threshold_f1, bucc_f1, mine_pairs, mlqa_scores, qa_scores, squad_scores, tagging_f1, tatoeba_accuracy, xtreme_average)
 
 # ====================================================================== reference: SQuAD v1.1 evaluate-v1.1.py
 

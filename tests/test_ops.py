@@ -569,9 +569,9 @@ class FakeRun:
     (type, minio:// URI), and each artifact's files in the object store with the lineage.json its step wrote."""
 
     def __init__(self, fake: FakeKfp, root: Path, with_metadata: bool = False):
-        from xstilts import lineage
+        from xstilts import provenance
 
-        self.fake, self.store, self.lineage = fake, root / "store", lineage
+        self.fake, self.store, self.lineage = fake, root / "store", provenance
         self.with_metadata, self.tasks, self.ids, self.records = with_metadata, [], itertools.count(101), {}
         self.by_step = {}
         fake.store = self.store
@@ -636,14 +636,14 @@ class FakeRun:
             if kind in ops.LINEAGE_ARTIFACT_TYPES:
                 folder.mkdir(parents=True)
                 (folder / "payload.bin").write_text(f"{name} {params} {output}")
-                entry = self.lineage.record(folder, step, {k: v[1] for k, v in inputs.items()}, params, data)
+                entry = self.provenance.record(folder, step, {k: v[1] for k, v in inputs.items()}, params, data)
                 self.records[artifact_id] = folder / "lineage.json"
                 self.by_step.setdefault((step, params.get("condition", condition)), folder / "lineage.json")
             self.fake.artifacts[artifact_id] = {
                 "artifact_id": artifact_id, "storage_provider": "minio", "storage_path": key,
                 "uri": f"minio://mlpipeline/{key}", "namespace": NS, "artifact_type": kind,
                 "created_at": "2025-01-01T00:10:00Z",
-                **({"metadata": self.lineage.metadata(entry)} if self.with_metadata and kind in
+                **({"metadata": self.provenance.metadata(entry)} if self.with_metadata and kind in
                    ops.LINEAGE_ARTIFACT_TYPES else {})}
             kfp_outputs[output] = {"artifact_ids": [artifact_id]}
             made[output] = (artifact_id, folder)

@@ -71,7 +71,7 @@ def test_dag_shape_and_gpu_settings():
 
 
 def test_cluster_defaults_are_the_xtreme_grid_preset():
-    from xstilts.params import XTREME_GRID
+    from xstilts.config import XTREME_GRID
 
     spec, _ = load_docs(COMPILED)
     params = spec["root"]["inputDefinitions"]["parameters"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from xstilts.promotion import PromotionError, current_prod, load_candidate, promote, read_registry, rollback
+from xstilts.ops.promotion import PromotionError, current_prod, load_candidate, promote, read_registry, rollback
 
 XSTILTS = str(Path(sys.executable).parent / "xstilts")
 ENV = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@example.com", "GIT_COMMITTER_NAME": "t",
@@ -183,7 +183,7 @@ def remote(repo, tmp_path):
 
 
 def test_gate_run_promotes_then_rejects_and_pushes(remote, tmp_path):
-    from xstilts.promotion import gate_run
+    from xstilts.ops.promotion import gate_run
 
     first = gate_run(results_files(tmp_path / "r1", 0.80), tmp_path / "g1", str(remote), ["xnli"], 0.01,
                      run_name="run-1")
@@ -202,7 +202,7 @@ def test_gate_run_promotes_then_rejects_and_pushes(remote, tmp_path):
     assert recorded["decisions"][0]["decision"] == "rejected" and (tmp_path / "g2" / "lineage.json").exists()
 
     # The report shows the decision next to the scores, in Markdown, HTML and summary.json.
-    from xstilts.report import build_report
+    from xstilts.evaluate.report import build_report
 
     summary = build_report(results_files(tmp_path / "r3", 0.76), tmp_path / "report", decision=tmp_path / "g2")
     assert summary["promotion"]["decisions"][0]["decision"] == "rejected"
@@ -212,7 +212,7 @@ def test_gate_run_promotes_then_rejects_and_pushes(remote, tmp_path):
 
 
 def test_gate_run_grid_artifact_skip_and_errors(remote, tmp_path, monkeypatch):
-    from xstilts.promotion import gate_run
+    from xstilts.ops.promotion import gate_run
 
     grid = gate_run(results_files(tmp_path / "r1", 0.80), tmp_path / "g1", str(remote), [], 0.0, run_name="a")
     assert [d["artifact"] for d in grid["decisions"]] == ["xstilts-grid"]

@@ -8,8 +8,8 @@ import random
 import numpy as np
 import pytest
 
-from xstilts.qa import QAFeatures, qa_features, qa_predict
-from xstilts.tagging import IGNORE_INDEX, tag_decode, tag_features
+from xstilts.kinds.qa import QAFeatures, qa_features, qa_predict
+from xstilts.kinds.tagging import IGNORE_INDEX, tag_decode, tag_features
 
 # Words from several scripts, plus characters whose offsets NFKC/normalizers bend: a decomposed é (e + U+0301,
 # composed by NFKC so the mark is in no token), ligature ﬁ and ㎏ (expanded), Ǆ, İ (two chars when lowercased),
@@ -46,7 +46,7 @@ def _wordpiece_tokenizer():
 def tiny(tmp_path_factory):
     from transformers import AutoTokenizer
 
-    from xstilts.modeling import ensure_tiny_model
+    from xstilts.models.tiny import ensure_tiny_model
 
     return AutoTokenizer.from_pretrained(ensure_tiny_model(tmp_path_factory.mktemp("tiny")))
 

@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from xstilts import sample_data as sd
+from xstilts.sampledata import generate as sd
 
 ADDED = ("squad", "xquad", "panx", "tatoeba", "bucc18", "hellaswag", "ccg")
 CODE = ("codexglue_defect", "codexglue_clone", "codexglue_codesearch", "mbpp", "humaneval_xl_en", "humaneval_xl_de",

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from xstilts import sandbox as sandbox_module
-from xstilts.code_eval import Sample, evaluate
-from xstilts.code_fixtures import fixture_problems
-from xstilts.sandbox import UID_BASE, Limits, Sandbox, SandboxUnavailableError
+from xstilts.codeexec import sandbox as sandbox_module
+from xstilts.codeexec.harness import Sample, evaluate
+from xstilts.sampledata.code_fixtures import fixture_problems
+from xstilts.codeexec.sandbox import UID_BASE, Limits, Sandbox, SandboxUnavailableError
 
 SECRET = "xstilts-test-secret-4f9c2a"
 ROOT = os.geteuid() == 0

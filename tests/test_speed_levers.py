@@ -8,13 +8,16 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from xstilts import kinds
-from xstilts.bench_train import BASELINE, loss_curve_comparison
-from xstilts.data import read_split
+from xstilts.kinds import base as kinds
+from xstilts.bench.train import BASELINE, loss_curve_comparison
+from xstilts.data.load import read_split
 from xstilts.errors import ConfigError
-from xstilts.modeling import build_model, ensure_tiny_model, load_encoder
-from xstilts.tasks import QA, get_task
-from xstilts.training import TrainConfig, token_budget_batches, train
+from xstilts.models.encoder import build_model, load_encoder
+from xstilts.models.tiny import ensure_tiny_model
+from xstilts.tasks.registry import QA, get_task
+from xstilts.config import TrainConfig
+from xstilts.train.batching import token_budget_batches
+from xstilts.train.loop import train
 
 
 def test_padded_width_per_padding_mode():
@@ -118,7 +121,7 @@ def test_loss_curve_comparison_flags_a_different_curve():
 
 def test_bench_train_prints_the_table_and_writes_json(tmp_path):
     """A small CPU run of the real benchmark: the Trainer baseline and a few loop setups (CUDA ones skipped)."""
-    from pipelines.cli import app
+    from xstilts.cli.main import app
 
     out = tmp_path / "bench-train.json"
     # --join 2: rows of ~22 tokens, so buckets pad less than max_length (64) does.

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from xstilts import stepcache
-from xstilts.fsutil import read_json, write_json
-from xstilts.stepcache import run_cached
+from xstilts.ops import stepcache
+from xstilts.io import read_json, write_json
+from xstilts.ops.stepcache import run_cached
 
 REPO = Path(__file__).resolve().parents[1]
 XSTILTS = str(Path(sys.executable).parent / "xstilts")
@@ -191,7 +191,7 @@ def test_local_run_sets_the_cache_only_for_its_steps(tmp_path, monkeypatch):
 def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
     """`xstilts run --local` twice with the same inputs: the second run reuses every step but resolve and the gate,
     and writes the same summary.json; its lineage still audits."""
-    from xstilts.lineage import audit
+    from xstilts.ops.lineage import audit
 
     params = {"data": str(sample_root), "target_tasks": ["xnli", "tatoeba"], "conditions": ["none", "mnli"],
               "languages": ["en", "fr"], "intermediate_train": {"epochs": 1}, "target_train": {"epochs": 1}}

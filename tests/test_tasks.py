@@ -1,8 +1,7 @@
 import pytest
 
 from xstilts.errors import UnknownTaskError
-from xstilts.tasks import (KINDS, MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, HubSource, Task, all_tasks,
-                           check_languages, condition_tasks, get_task, languages_for, register)
+from xstilts.tasks.registry import (KINDS, MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, HubSource, Task, all_tasks, check_languages, condition_tasks, get_task, languages_for, register)
 
 XTREME = {"xnli": (PAIR, 15), "pawsx": (PAIR, 7), "xquad": (QA, 11), "mlqa": (QA, 7), "tydiqa": (QA, 9),
           "panx": (TAGGING, 40), "udpos": (TAGGING, 33), "bucc18": (RETRIEVAL, 4), "tatoeba": (RETRIEVAL, 36)}
@@ -70,7 +69,7 @@ def test_register_rejects_inconsistent_declarations():
 
 
 def test_code_tasks_are_registered_with_their_hub_sources():
-    from xstilts.tasks import GENERATION
+    from xstilts.tasks.registry import GENERATION
 
     assert (get_task("codexglue_defect").kind, get_task("codexglue_clone").kind,
             get_task("codexglue_codesearch").kind) == (SINGLE, PAIR, RETRIEVAL)

@@ -12,8 +12,10 @@ import pytest
 from safetensors.torch import load_file
 
 from xstilts.errors import ConfigError
-from xstilts.fsutil import read_json
-from xstilts.training import TrainConfig, length_grouped_batches, target_finetune, intermediate_finetune
+from xstilts.io import read_json
+from xstilts.config import TrainConfig
+from xstilts.train.batching import length_grouped_batches
+from xstilts.train.finetune import target_finetune, intermediate_finetune
 
 
 def test_config_rejects_unknown_and_badly_typed_keys():
@@ -59,7 +61,7 @@ def test_every_trainable_kind_learns(task, chance, dataset, tmp_path):
 
 
 def test_multitask_training_shares_the_encoder_and_samples_tasks(dataset, tmp_path):
-    from xstilts.training import task_probabilities
+    from xstilts.train.loop import task_probabilities
 
     assert task_probabilities([300, 100], "proportional", 2.0) == pytest.approx([0.75, 0.25])
     assert task_probabilities([400, 100], "temperature", 2.0) == pytest.approx([2 / 3, 1 / 3])
@@ -104,7 +106,8 @@ def test_heads_are_dropped_and_rebuilt(dataset, small_config, tmp_path):
 # Multi-task, so the resumed run must also continue the task-sampling sequence and each task's data position.
 TRAIN_SCRIPT = """
 import sys
-from xstilts.training import TrainConfig, intermediate_finetune
+from xstilts.config import TrainConfig
+from xstilts.train.finetune import intermediate_finetune
 config = TrainConfig(epochs=0, max_steps=240, batch_size=8, learning_rate=5e-4, max_length=48, doc_stride=16,
                      max_query_length=16, checkpoint_every=10, eval_every=80, patience=0, max_eval_examples=40)
 print(intermediate_finetune("mnli+squad", sys.argv[1], sys.argv[2], sys.argv[3], config), flush=True)

@@ -8,8 +8,8 @@ import pytest
 from kfp.dsl import Dataset, Metrics, Model
 
 from components.trainjob_launcher import trainjob_launcher
-from xstilts.fsutil import read_json
-from xstilts.trainjob import TrainJobError, TrainJobSettings, launch_trainjob, torchrun_command
+from xstilts.io import read_json
+from xstilts.ops.trainjob import TrainJobError, TrainJobSettings, launch_trainjob, torchrun_command
 
 VENV_BIN = Path(sys.executable).parent
 
@@ -56,8 +56,8 @@ def test_settings_are_checked_before_submitting():
 
 
 def test_the_none_condition_passes_through_without_a_trainjob(dataset, tmp_path):
-    from xstilts.trainjob import intermediate_trainjob
-    from xstilts.training import TrainConfig
+    from xstilts.ops.trainjob import intermediate_trainjob
+    from xstilts.config import TrainConfig
 
     # A backend that cannot submit anything: the `none` branch must not try.
     result = intermediate_trainjob("none", dataset, "tiny", tmp_path / "model", TrainConfig(),

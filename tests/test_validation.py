@@ -1,8 +1,8 @@
 import re
 
-from xstilts.data import canonical_columns
-from xstilts.tasks import get_task
-from xstilts.validation import build_suite
+from xstilts.data.load import canonical_columns
+from xstilts.tasks.registry import get_task
+from xstilts.data.validate import build_suite
 
 
 def expectations(task: str, languages=("en",), labels=None, extra=()):

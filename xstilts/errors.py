@@ -1,5 +1,8 @@
 """Errors users see. Each carries a message that names the file, row and field at fault."""
 
+from __future__ import annotations
+
+
 
 class XstiltsError(Exception):
     """Base class: the CLI prints the message and exits non-zero, without a traceback."""

@@ -1,0 +1,285 @@
+"""How each programming language turns a problem and a completion into a program, compiles and runs it.
+
+Programs are assembled as MBXP (amazon-science/mxeval) and HumanEval do: Python is prompt + completion + test +
+`check(entry_point)`; the other languages are prompt + completion + test, where the test holds the `main`. Go follows
+the problem's test: a test with `func main` is built and run as a program (mxeval's MBXP files), a test with
+`func TestXxx(t *testing.T)` (MultiPL-E, HumanEval-X) runs as `go test` on a `main_test.go` in a module folder. A
+program passes when it exits 0. Toolchains are found when a language is first used; a missing one is an error naming
+the language and the executable.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from signal import SIGABRT, SIGXCPU
+from typing import Callable, Mapping
+from xstilts.errors import XstiltsError
+from xstilts.codeexec.sandbox import SANDBOX_PATH, SYSTEM_DIRS, Limits, RunResult, Sandbox, with_wall
+
+
+REPO_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "node" / "node_modules"  # `make toolchains`
+STATUSES = ("passed", "failed", "timeout", "compile_error", "killed", "memory")
+# Out-of-memory as each runtime reports it under RLIMIT_DATA (CPython, V8, the JVM, libstdc++, the Go runtime, libc).
+MEMORY_MARKERS = ("MemoryError", "heap out of memory", "Fatal process out of memory", "OutOfMemoryError",
+                  "std::bad_alloc", "runtime: out of memory", "Cannot allocate memory")
+STDERR_KEEP = 2000  # characters of stderr kept per result
+
+
+class ToolchainMissingError(XstiltsError):
+    pass
+
+
+class UnknownLanguageError(XstiltsError):
+    pass
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    paths: Mapping[str, str]  # executable name → absolute path
+    node_modules: str = ""  # where tsc's @types and JavaScript test helpers (lodash) live
+    extra_binds: tuple[str, ...] = ()  # directories outside the system dirs the sandbox must see
+    compile_flags: tuple[str, ...] = ()  # from `prepare`, e.g. the precompiled-header directory
+
+
+@dataclass(frozen=True)
+class Language:
+    name: str
+    source: str  # file name of the program
+    tools: tuple[str, ...]  # executables, found on PATH (or XSTILTS_<NAME>) at run time
+    run: Callable[[Toolchain, Limits], list[str]]
+    compile: Callable[[Toolchain], list[str]] | None = None
+    # Once per evaluation, before any program: e.g. C++'s precompiled <bits/stdc++.h>.
+    prepare: Callable[[Toolchain, Sandbox, Path, int], Toolchain] | None = None  # (…, scratch, slot)
+    env: Callable[[Toolchain], dict[str, str]] = lambda tc: {}
+    python_harness: bool = False  # append check(entry_point), as HumanEval/MBPP tests only define check()
+    run_memory_extra_mb: int = 0  # runtimes whose own heap limit sits inside RLIMIT_DATA (JVM, V8) need headroom
+    compile_limits: Limits = field(default_factory=lambda: Limits(memory_mb=2048, nproc=256, tmp_mb=256,
+                                                                  file_mb=256))
+    files: Callable[[Toolchain], dict[str, str]] = lambda tc: {}  # written beside the program, e.g. Go's go.mod
+    # The convention a problem's test follows, when a language has more than one (Go: `func main` or `go test`).
+    variant: Callable[[Mapping], Language | None] | None = None
+    reports_on_stdout: bool = False  # test runners that print failures on stdout (go test): keep it with stderr
+
+    def for_problem(self, problem: Mapping) -> Language:
+        return (self.variant(problem) if self.variant is not None else None) or self
+
+    def assemble(self, problem: Mapping, completion: str) -> str:
+        program = problem["prompt"] + completion + "\n" + problem["test"] + "\n"
+        if self.python_harness:
+            program += f"check({problem['entry_point']})\n"
+        return program
+
+
+def _node_env(tc: Toolchain) -> dict[str, str]:
+    return {"NODE_PATH": tc.node_modules} if tc.node_modules else {}
+
+
+def _go_env(tc: Toolchain) -> dict[str, str]:
+    # No cgo (no C toolchain in the loop), no module downloads or toolchain switches (standard library only), build
+    # cache and GOPATH on the private /tmp. GO111MODULE=auto: a `func main` program builds as a file, a `go test`
+    # folder (with its go.mod) as a module.
+    return {"GOCACHE": "/tmp/go-cache", "GOPATH": "/tmp/go", "CGO_ENABLED": "0", "GOPROXY": "off", "GOSUMDB": "off",
+            "GOTOOLCHAIN": "local", "GOWORK": "off", "GO111MODULE": "auto", "GOTELEMETRY": "off"}
+
+
+@functools.lru_cache(maxsize=None)
+def _go_version(go: str) -> str:
+    """The toolchain's language version (`1.19`) for go.mod's `go` line, which sets the language the module is
+    compiled as (none means 1.16: no generics): GOROOT/VERSION, else `go version`; empty if neither tells."""
+    text = ""
+    try:
+        text = (Path(os.path.realpath(go)).parents[1] / "VERSION").read_text(encoding="utf-8")
+    except (OSError, IndexError):
+        pass
+    if not re.match(r"go\d+\.\d+", text):
+        try:
+            text = subprocess.run([go, "version"], capture_output=True, text=True, timeout=60,
+                                  env={"PATH": SANDBOX_PATH, "GOTOOLCHAIN": "local", "GOTELEMETRY": "off"}).stdout
+        except (OSError, subprocess.SubprocessError):
+            text = ""
+    found = re.search(r"\bgo(\d+\.\d+)", text)
+    return found.group(1) if found else ""
+
+
+def _go_mod(tc: Toolchain) -> str:
+    version = _go_version(tc.paths["go"])
+    return "module xstilts/sandbox\n" + (f"\ngo {version}\n" if version else "")
+
+
+# A `go test` test function, as MultiPL-E's and HumanEval-X's Go tests are: `func TestXxx(t *testing.T)`.
+GO_TEST_FUNCTION = re.compile(r"^\s*func\s+Test\w*\s*\(\s*\w+\s+\*\s*testing\.T\s*\)", re.MULTILINE)
+
+# `go test`, in two sandboxed steps as the compiled languages: `go test -c` builds the test binary (and runs go test's
+# `go vet` checks, as `go test` does), the binary runs the tests; -test.paniconexit0 as go test passes it, so a
+# completion's os.Exit(0) fails. Failures are printed on stdout.
+GO_TEST = Language("go", "main_test.go", ("go",), env=_go_env, files=lambda tc: {"go.mod": _go_mod(tc)},
+                   compile=lambda tc: [tc.paths["go"], "test", "-c", "-o", "main.test"],
+                   run=lambda tc, lim: ["./main.test", "-test.paniconexit0"], reports_on_stdout=True)
+
+
+def _go_convention(problem: Mapping) -> Language | None:
+    return GO_TEST if GO_TEST_FUNCTION.search(problem["test"]) else None
+
+
+CPP_FLAGS = ["-std=gnu++17", "-O0"]
+
+
+def _precompile_cpp_header(toolchain: Toolchain, sandbox: Sandbox, scratch: Path, slot: int) -> Toolchain:
+    """Precompile <bits/stdc++.h> (MBXP's C++ include; about 2 s of every compile) into a read-only directory that
+    every compile searches first: g++ uses `<dir>/bits/stdc++.h.gch` when a program includes it first with the same
+    flags, and ignores it otherwise. A failed build only costs the speed-up."""
+    root = sandbox.make_workdir(scratch, slot)
+    os.chmod(root, 0o755)  # every slot's uid reads it (bound read-only)
+    sandbox.write_file(root, "stdcxx.h", "#include <bits/stdc++.h>\n", slot)
+    os.makedirs(root / "bits", exist_ok=True)
+    uid = sandbox.uid(slot)
+    if uid is not None:
+        os.chown(root / "bits", uid, uid)
+    built = sandbox.run([toolchain.paths["g++"], *CPP_FLAGS, "-x", "c++-header", "stdcxx.h", "-o",
+                         "bits/stdc++.h.gch"], root, slot=slot, limits=Limits(wall_s=120, cpu_s=120, memory_mb=2048,
+                                                                    file_mb=1024, nproc=64, tmp_mb=64))
+    if built.exit_code != 0:
+        return toolchain
+    return replace(toolchain, extra_binds=(*toolchain.extra_binds, str(root)), compile_flags=("-I", str(root)))
+
+
+JVM_FLAGS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:-UsePerfData"]
+
+LANGUAGES: dict[str, Language] = {lang.name: lang for lang in (
+    Language("python", "main.py", ("python3",), python_harness=True,
+             run=lambda tc, lim: [tc.paths["python3"], "-I", "-B", "main.py"]),
+    Language("javascript", "main.js", ("node",), env=_node_env, run_memory_extra_mb=512,
+             run=lambda tc, lim: [tc.paths["node"], f"--max-old-space-size={lim.memory_mb}", "main.js"]),
+    Language("typescript", "main.ts", ("node", "tsc"), env=_node_env, run_memory_extra_mb=512,
+             compile=lambda tc: [tc.paths["tsc"], "--target", "es2020", "--module", "commonjs", "--lib", "es2020",
+                                 "--types", "node", "--typeRoots", f"{tc.node_modules}/@types", "--skipLibCheck",
+                                 "--pretty", "false", "main.ts"],
+             run=lambda tc, lim: [tc.paths["node"], f"--max-old-space-size={lim.memory_mb}", "main.js"]),
+    Language("java", "Main.java", ("javac", "java"), run_memory_extra_mb=512,
+             compile=lambda tc: [tc.paths["javac"], *(f"-J{flag}" for flag in JVM_FLAGS), "-J-Xmx512m",
+                                 "-encoding", "UTF-8", "-nowarn", "Main.java"],
+             run=lambda tc, lim: [tc.paths["java"], *JVM_FLAGS, f"-Xmx{lim.memory_mb}m", "-ea", "-cp", ".", "Main"]),
+    Language("cpp", "main.cpp", ("g++",), prepare=_precompile_cpp_header,
+             compile=lambda tc: [tc.paths["g++"], *CPP_FLAGS, *tc.compile_flags, "-o", "main", "main.cpp"],
+             run=lambda tc, lim: ["./main"]),
+    Language("go", "main.go", ("go",), env=_go_env, variant=_go_convention,
+             compile=lambda tc: [tc.paths["go"], "build", "-o", "main", "main.go"],
+             run=lambda tc, lim: ["./main"]),
+)}
+
+
+def get_language(name: str) -> Language:
+    try:
+        return LANGUAGES[name]
+    except KeyError:
+        raise UnknownLanguageError(f"unknown language {name!r}; known: {', '.join(LANGUAGES)}") from None
+
+
+def _find_tool(name: str) -> str | None:
+    override = os.environ.get("XSTILTS_" + name.upper().replace("+", "X").replace("-", "_"))
+    if override:
+        return override if os.access(override, os.X_OK) else None
+    # The sandbox sees the system dirs only, so look there (not in the evaluator's PATH, e.g. a venv or pyenv).
+    return shutil.which(name, path=SANDBOX_PATH) or (shutil.which(name, path=str(REPO_TOOLS / ".bin"))
+                                                    if name == "tsc" else None)
+
+
+def _outside_system_dirs(path: str) -> bool:
+    return not any(path == d or path.startswith(d + "/") for d in SYSTEM_DIRS)
+
+
+def find_toolchain(language: Language) -> Toolchain:
+    """Every executable `language` needs, or ToolchainMissingError naming the language and the executable."""
+    paths: dict[str, str] = {}
+    binds: set[str] = set()
+    for tool in language.tools:
+        path = _find_tool(tool)
+        if path is None:
+            var = "XSTILTS_" + tool.upper().replace("+", "X")
+            raise ToolchainMissingError(
+                f"{language.name}: toolchain executable `{tool}` not found (searched {SANDBOX_PATH}"
+                + (f" and {REPO_TOOLS / '.bin'}" if tool == "tsc" else "") + f", or set {var}); `make toolchains` "
+                "installs the missing ones")
+        paths[tool] = path
+        real = os.path.realpath(path)
+        if _outside_system_dirs(real):  # e.g. a JDK under /home or tsc under .tools: the sandbox must see it
+            binds.add(str(Path(real).parent.parent))
+    node_modules = ""
+    if "node" in language.tools:
+        tsc = _find_tool("tsc")
+        if tsc:  # tsc lives at <node_modules>/typescript/bin/tsc; @types/node and lodash sit beside it
+            node_modules = str(Path(os.path.realpath(tsc)).parents[2])
+            if _outside_system_dirs(node_modules):
+                binds.add(node_modules)
+    outermost = {b for b in binds if not any(b != o and b.startswith(o + "/") for o in binds)}
+    return Toolchain(paths, node_modules, tuple(sorted(outermost)))
+
+
+@dataclass
+class Execution:
+    status: str
+    duration_s: float  # the program's wall time (0 when it did not compile)
+    compile_s: float
+    exit_code: int | None
+    stderr: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= STDERR_KEEP:
+        return text
+    half = STDERR_KEEP // 2
+    return text[:half] + "\n…\n" + text[-half:]
+
+
+def classify(result: RunResult) -> str:
+    if result.timed_out or result.signal == SIGXCPU:  # the CPU-time limit
+        return "timeout"
+    if result.exit_code == 0:
+        return "passed"
+    if any(marker in result.stderr for marker in MEMORY_MARKERS):
+        return "memory"
+    # SIGABRT is how a failed C/C++ assert() or an uncaught exception ends: a failed test, not a kill.
+    return "killed" if result.signal not in (None, SIGABRT) else "failed"
+
+
+def execute(problem: Mapping, completion: str, sandbox: Sandbox, toolchain: Toolchain, *, timeout_s: float = 10.0,
+            compile_timeout_s: float = 60.0, memory_mb: int = 512, slot: int = 0,
+            scratch: Path) -> Execution:
+    """Assemble, compile (if the language compiles) and run one program in the sandbox; classify the outcome."""
+    language = get_language(problem["language"]).for_problem(problem)
+    run_limits = with_wall(Limits(memory_mb=memory_mb + language.run_memory_extra_mb), timeout_s)
+    # The runtime's own heap cap (-Xmx, --max-old-space-size) is the user's budget; RLIMIT_DATA adds headroom.
+    runtime_limits = replace(run_limits, memory_mb=memory_mb)
+    env = language.env(toolchain)
+    workdir = sandbox.make_workdir(scratch, slot)
+    try:
+        for name, text in language.files(toolchain).items():
+            sandbox.write_file(workdir, name, text, slot)
+        sandbox.write_file(workdir, language.source, language.assemble(problem, completion), slot)
+        compile_s = 0.0
+        if language.compile is not None:
+            built = sandbox.run(language.compile(toolchain), workdir, slot=slot, writable=True, env=env,
+                                limits=with_wall(language.compile_limits, compile_timeout_s),
+                                extra_binds=toolchain.extra_binds)
+            compile_s = built.duration_s
+            if built.exit_code != 0:
+                why = f"compilation timed out after {compile_timeout_s:g} s\n" if built.timed_out else ""
+                return Execution("compile_error", 0.0, compile_s, built.exit_code,
+                                 _shorten(why + (built.stderr or built.stdout)))
+        # The program's directory is read-only while it runs: it writes only to its size-capped /tmp.
+        ran = sandbox.run(language.run(toolchain, runtime_limits), workdir, slot=slot, writable=False, env=env,
+                          limits=run_limits, extra_binds=toolchain.extra_binds)
+        report = ran.stdout + ran.stderr if language.reports_on_stdout else ran.stderr
+        return Execution(classify(ran), ran.duration_s, compile_s, ran.exit_code, _shorten(report))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,176 @@
+"""Step 5: zero-shot evaluation of the ONNX model in onnxruntime over every evaluation language's test split, with
+the task kind's decoding and metric (accuracy, QA (EM+F1)/2, seqeval F1, BUCC F1, Tatoeba accuracy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+import numpy as np
+from tqdm.auto import tqdm
+from xstilts.data.load import read_split
+from xstilts.errors import ConfigError
+from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
+from xstilts.io import html_page, html_table, markdown_table
+from xstilts.kinds import base as kinds
+from xstilts.config import Settings
+from xstilts.provenance import Provenance
+from xstilts.tasks.registry import GENERATION, RETRIEVAL, get_task
+from xstilts.evaluate.runtime import make_session, onnx_runner
+
+
+# Code generation targets: n completions per problem on onnxruntime, each executed in the sandbox; scores are pass@k.
+GENERATION_DEFAULTS = {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 128, "min_new_tokens": 0,
+                       "seed": 0, "batch_size": 16, "k": [1], "timeout_s": 10.0, "memory_mb": 512,
+                       "allow_no_isolation": False}
+
+
+def generation_settings(overrides: dict | None) -> dict:
+    """GENERATION_DEFAULTS with `overrides`; unknown keys are a ConfigError naming the known ones."""
+    unknown = sorted(set(overrides or {}) - set(GENERATION_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown generation setting(s) {', '.join(unknown)}; known: {', '.join(GENERATION_DEFAULTS)}")
+    settings = {**GENERATION_DEFAULTS, **(overrides or {})}
+    for key in ("n", "max_new_tokens", "min_new_tokens", "seed", "batch_size", "memory_mb"):
+        value = settings[key]  # KFP passes struct numbers as floats: 64.0 is 64, 64.5 is an error
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"generation setting {key!r} must be an integer, got {value!r}")
+        settings[key] = int(value)
+    ks = settings["k"] if isinstance(settings["k"], list) else [settings["k"]]
+    ks = [int(k) if isinstance(k, float) and k == int(k) else k for k in ks]
+    if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= settings["n"] for k in ks):
+        raise ConfigError(f"generation setting 'k' must be integers in 1..n (n = {settings['n']}), got {settings['k']!r}")
+    return {**settings, "k": sorted(set(ks))}
+
+
+def code_generation_eval(onnx_dir: Path, dataset_dir: str | Path, out_dir: str | Path, condition: str | None,
+                         generation: dict | None, html_path, md_path, provenance: Provenance) -> dict:
+    """Generate completions for the task's test problems, execute them in the sandbox, and score pass@k per task
+    language (MBXP: programming language; HumanEval-XL: the prompt's natural language). Scores are pass@{k[0]}."""
+    from xstilts.codeexec.harness import code_eval, pass_at_k
+    from xstilts.evaluate.generate import generate_samples
+
+    settings = generation_settings(generation)
+    meta = read_json(onnx_dir / "task.json")
+    task = get_task(meta["task"])
+    manifest = read_json(Path(dataset_dir) / "manifest.json")
+    if task.name not in manifest["tasks"]:
+        raise ConfigError(f"task {task.name!r} is not in the validated dataset {dataset_dir}")
+    languages = manifest["tasks"][task.name]["languages"]
+    provenance.params.update({"condition": condition, "generation": settings})
+    started = time.perf_counter()
+    with atomic_dir(out_dir) as tmp:
+        generated = generate_samples(onnx_dir, dataset_dir, tmp / "generation", n=settings["n"],
+                                     temperature=settings["temperature"], top_p=settings["top_p"],
+                                     max_new_tokens=settings["max_new_tokens"], seed=settings["seed"],
+                                     batch_size=settings["batch_size"], task=task.name, languages=languages,
+                                     min_new_tokens=settings["min_new_tokens"])
+        executed = code_eval(tmp / "generation" / "problems.jsonl", tmp / "generation" / "samples.jsonl",
+                             tmp / "execution", ks=settings["k"], timeout_s=settings["timeout_s"],
+                             memory_mb=settings["memory_mb"], allow_no_isolation=settings["allow_no_isolation"],
+                             desc=f"execute {task.name}")
+        task_language = {json.loads(line)["task_id"]: json.loads(line)["task_language"]
+                         for line in (tmp / "generation" / "problems.jsonl").read_text(encoding="utf-8").splitlines()}
+        scores, details, counts = {}, {}, {}
+        for lang in languages:
+            rows = [r for r in executed.problems if task_language[r["task_id"]] == lang]
+            if not rows:
+                raise ConfigError(f"{task.name}: no test problems in language {lang!r}")
+            details[lang] = {f"pass@{k}": float(np.mean([pass_at_k(r["n"], r["correct"], k) for r in rows]))
+                             for k in settings["k"]}
+            details[lang]["passed_samples"] = sum(r["correct"] for r in rows)
+            scores[lang] = details[lang][f"pass@{settings['k'][0]}"]
+            counts[lang] = len(rows)
+        average = float(np.mean(list(scores.values())))
+        metric = f"pass@{settings['k'][0]}"
+        results = {"task": task.name, "kind": task.kind, "condition": condition, "metric": metric,
+                   "provider": generated["provider"], "scores": scores, "details": details, "average": average,
+                   "examples": counts, "eval_seconds": round(time.perf_counter() - started, 3),
+                   "generation": {k: generated[k] for k in ("samples", "stopped", "generated_tokens",
+                                                            "tokens_per_second")},
+                   "sandbox": executed.settings.get("isolation", {})}
+        parts = [f"pass@{k}" for k in settings["k"]] + ["passed_samples"]
+        headers = ["language"] + parts + ["problems"]
+        rows = [[lang] + [details[lang][p] for p in parts] + [counts[lang]] for lang in languages]
+        rows.append(["average", *[float(np.mean([details[lang][p] for lang in languages])) for p in parts[:-1]],
+                     sum(details[lang]["passed_samples"] for lang in languages), sum(counts.values())])
+        title = f"Zero-shot {metric}: {task.name} ({condition or 'model'})"
+        note = (f"{settings['n']} sample(s) per problem, temperature {settings['temperature']}, executed in the "
+                f"sandbox ({results['sandbox'].get('mode', '?')}); onnxruntime provider `{generated['provider']}`")
+        write_json(tmp / "results.json", results)
+        atomic_write_text(tmp / "results.md", f"# {title}\n\n{note}\n\n" + markdown_table(headers, rows))
+        atomic_write_text(tmp / "results.html", html_page(title, f"<p>{note.replace('`', '')}</p>"
+                                                          + html_table(headers, rows)))
+        provenance.record(tmp)
+    for src, dest in (("results.html", html_path), ("results.md", md_path)):
+        if dest:
+            atomic_copy(Path(out_dir) / src, dest)
+    return results
+
+
+def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str | Path, condition: str | None = None,
+                   batch_size: int = 64, html_path: str | Path | None = None, md_path: str | Path | None = None,
+                   generation: dict | None = None) -> dict:
+    """The task's metric per evaluation language and their average; writes results.json, results.md, results.html.
+    Code generation tasks: `generation` settings (GENERATION_DEFAULTS) for sampling, pass@k and the sandbox."""
+    from transformers import AutoTokenizer
+
+    provenance = Provenance("evaluate", {"onnx_model": onnx_dir, "dataset": dataset_dir},
+                            {"condition": condition, "batch_size": batch_size})
+    onnx_dir = Path(onnx_dir)
+    if not (onnx_dir / "task.json").exists():
+        raise ConfigError(f"{onnx_dir} is not an exported model (no task.json): run the export step first")
+    meta = read_json(onnx_dir / "task.json")
+    task = get_task(meta["task"])
+    if task.kind == GENERATION:
+        return code_generation_eval(onnx_dir, dataset_dir, out_dir, condition if condition is not None
+                                    else meta.get("condition"), generation, html_path, md_path, provenance)
+    labels = tuple(meta["labels"])
+    manifest = read_json(Path(dataset_dir) / "manifest.json")
+    if task.name not in manifest["tasks"]:
+        raise ConfigError(f"task {task.name!r} is not in the validated dataset {dataset_dir}")
+    if task.kind != RETRIEVAL and list(labels) != manifest["tasks"][task.name]["labels"]:
+        raise ConfigError(f"{onnx_dir}/task.json labels {list(labels)} differ from the dataset's "
+                          f"{manifest['tasks'][task.name]['labels']} for task {task.name!r}")
+    condition = condition if condition is not None else meta.get("condition")
+    settings = Settings(**meta["settings"])
+    test = read_split(dataset_dir, task.name, "test")
+    languages = manifest["tasks"][task.name]["languages"]
+    tokenizer = AutoTokenizer.from_pretrained(onnx_dir)
+    session, provider = make_session(onnx_dir / "model.onnx")
+    run = onnx_runner(session)
+    scores, details, counts = {}, {}, {}
+    started = time.perf_counter()
+    for lang in tqdm(languages, desc=f"zero-shot {task.name}", unit="language",
+                     disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1"):
+        df = test[test["language"] == lang].reset_index(drop=True)
+        if task.kind == RETRIEVAL:
+            result = kinds.retrieval_score(task, df, kinds.embed(run, df["text_a"].tolist(), tokenizer, settings, batch_size))
+            counts[lang] = int((df["side"] == "source").sum())
+        else:
+            result = kinds.score(task, df, kinds.predict(run, task, labels, df, tokenizer, settings, batch_size), lang)
+            counts[lang] = len(df)
+        scores[lang] = float(result.pop("score"))
+        details[lang] = result
+    seconds = time.perf_counter() - started
+    average = float(np.mean(list(scores.values())))
+    results = {"task": task.name, "kind": task.kind, "condition": condition, "metric": task.metric, "provider": provider,
+               "scores": scores, "details": details, "average": average, "examples": counts,
+               "eval_seconds": round(seconds, 3)}
+    parts = sorted({k for d in details.values() for k in d})
+    headers = ["language", task.metric] + parts + ["examples"]
+    rows = [[lang, scores[lang]] + [details[lang].get(p, "") for p in parts] + [counts[lang]] for lang in languages]
+    rows.append(["average", average] + [""] * len(parts) + [sum(counts.values())])
+    title = f"Zero-shot {task.metric}: {task.name} ({condition or 'model'})"
+    with atomic_dir(out_dir) as tmp:
+        write_json(tmp / "results.json", results)
+        atomic_write_text(tmp / "results.md", f"# {title}\n\nonnxruntime provider: `{provider}`\n\n"
+                          + markdown_table(headers, rows))
+        atomic_write_text(tmp / "results.html", html_page(title, f"<p>onnxruntime provider: <code>{provider}</code></p>"
+                                                          + html_table(headers, rows)))
+        provenance.record(tmp)
+    for src, dest in (("results.html", html_path), ("results.md", md_path)):
+        if dest:  # KFP's HTML/Markdown artifacts are single files
+            atomic_copy(Path(out_dir) / src, dest)
+    return results

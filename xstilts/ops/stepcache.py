@@ -1,0 +1,196 @@
+"""A local step cache: a re-run with unchanged inputs reuses a step's outputs instead of recomputing them.
+
+Kubeflow caches steps itself; `kfp.local` has no cache that survives a run (its own keys on artifact URIs, which are
+new in every run). A component calls its library function through `run_cached`:
+
+    result = run_cached("export", export_onnx, inputs={"model_dir": model.path},
+                        outputs={"out_dir": onnx_model.path, "md_path": report.path}, params={"tolerance": 1e-4})
+
+which calls `export_onnx(**inputs, **outputs, **params)`, so everything the function is given is in exactly one of
+the three: `inputs` are artifact paths (a file, a folder, or a list of them) keyed by their content, `outputs` the
+paths the function writes, `params` everything else (JSON-able values or dataclasses). The key is the step name,
+the content md5 of every input (lineage.artifact_md5: the artifact's bytes, without its lineage.json), the params,
+an md5 of the xstilts source code (a code change invalidates every entry) and the versions of the packages that
+compute the results.
+
+The cache is on only where XSTILTS_STEP_CACHE names a directory; `xstilts run --local` sets it (default
+<cache_dir>/steps, see pipelines/local.py), nothing sets it on the cluster, where KFP's caching applies. Steps that
+must always run (resolve data, the promotion gate) do not call it.
+
+  miss: run the function; then its outputs, its return value (result.json) and the key's parts (entry.json) are
+        copied into <XSTILTS_STEP_CACHE>/<step>-<key>/ through a temp folder and a rename, so an entry is whole or
+        absent; the line `[cache] <step>: stored <key>` is printed.
+  hit:  every cached output is copied to its output path atomically (temp, then rename; fsutil.atomic_dir and
+        atomic_copy) and the cached return value is returned; the line `[cache] <step>: reused <key>` is printed.
+        The component then sets its KFP metadata from the return value and the restored lineage.json as on a miss.
+        The restored lineage.json is the cached run's: its md5s are right (the bytes are the same), but its input
+        paths, started_at and seconds are those of the run that computed it.
+
+With the cache on, the return value is JSON round-tripped on a miss too, so a hit and a miss return the same thing.
+"""
+
+from __future__ import annotations
+
+import atexit
+import dataclasses
+import functools
+import gc
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+from xstilts.io import atomic_copy, atomic_dir, dir_fingerprint, fingerprint, read_json, write_json
+from xstilts.provenance import artifact_md5
+
+
+ENV = "XSTILTS_STEP_CACHE"
+RESULT_FILE = "result.json"
+ENTRY_FILE = "entry.json"
+# The packages whose versions change what the steps compute (a different torch can train different weights).
+KEY_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxscript", "onnxruntime", "numpy", "pandas")
+
+
+def cache_root() -> Path | None:
+    """The cache directory ($XSTILTS_STEP_CACHE), or None when the cache is off."""
+    root = os.environ.get(ENV, "").strip()
+    return Path(root) if root else None
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """A hash of every .py file of the xstilts package (names and bytes)."""
+    return dir_fingerprint(Path(__file__).resolve().parent, "*.py")
+
+
+@functools.lru_cache(maxsize=None)
+def environment() -> dict[str, str | None]:
+    from importlib import metadata
+
+    def version(name: str) -> str | None:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"python": sys.version.split()[0], **{name: version(name) for name in KEY_PACKAGES}}
+
+
+def _content(value: Any) -> Any:
+    """An input's content md5 (a list of them for a list of paths; None stays None)."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_content(v) for v in value]
+    return artifact_md5(value)
+
+
+def _plain(value: Any) -> Any:
+    """Params as JSON (dataclasses as dicts, paths as strings), for the key and entry.json."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
+
+
+def step_key(step: str, inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> tuple[str, dict]:
+    """(key, its parts): what decides whether a cached entry answers this call. Of the outputs only which ones are
+    asked for counts (a call without md_path writes no Markdown), not where they go."""
+    parts = {"step": step, "inputs": {name: _content(value) for name, value in inputs.items()},
+             "outputs": sorted(name for name, path in outputs.items() if path is not None),
+             "params": {name: _plain(value) for name, value in params.items()},
+             "code": code_fingerprint(), "environment": environment()}
+    return fingerprint(parts), parts
+
+
+def _entry_dir(root: Path, step: str, key: str) -> Path:
+    return root / f"{step}-{key}"
+
+
+def _restore(entry: Path, outputs: dict[str, Any]) -> bool:
+    """Copy the entry's outputs to their paths; False (nothing copied) if the entry lacks one it recorded."""
+    stored = read_json(entry / ENTRY_FILE)["stored"]
+    sources = {name: entry / "outputs" / name for name in stored}
+    if any(outputs.get(name) is None for name in stored) or not all(p.exists() for p in sources.values()):
+        return False
+    for name, src in sources.items():
+        if src.is_dir():
+            with atomic_dir(outputs[name]) as tmp:
+                shutil.copytree(src, tmp, dirs_exist_ok=True)
+        else:
+            atomic_copy(src, outputs[name])
+    return True
+
+
+def _store(root: Path, step: str, key: str, parts: dict, outputs: dict[str, Any], result: Any, seconds: float) -> None:
+    """Write the entry through a temp folder and a rename; a concurrent identical entry that got there first wins."""
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{step}-{key}.tmp-", dir=root))
+    try:
+        stored = []
+        for name, path in outputs.items():
+            if path is None or not Path(path).exists():
+                continue
+            dest = tmp / "outputs" / name
+            dest.parent.mkdir(exist_ok=True)
+            shutil.copytree(path, dest) if Path(path).is_dir() else shutil.copyfile(path, dest)
+            stored.append(name)
+        write_json(tmp / RESULT_FILE, result)
+        write_json(tmp / ENTRY_FILE, {**parts, "key": key, "stored": stored, "seconds": round(seconds, 3),
+                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        try:
+            os.rename(tmp, _entry_dir(root, step, key))
+        except OSError:
+            if not (_entry_dir(root, step, key) / ENTRY_FILE).exists():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outputs: dict[str, Any],
+               params: dict[str, Any] | None = None) -> Any:
+    """`func(**inputs, **outputs, **params)`, or its cached outputs and return value (see the module docstring)."""
+    _freeze_gc_at_exit()
+    params = dict(params or {})
+    root = cache_root()
+    if root is None:
+        return func(**inputs, **outputs, **params)
+    key, parts = step_key(step, inputs, outputs, params)
+    entry = _entry_dir(root, step, key)
+    if (entry / ENTRY_FILE).is_file() and (entry / RESULT_FILE).is_file():
+        try:
+            if _restore(entry, outputs):
+                print(f"[cache] {step}: reused {key} ({entry})", flush=True)
+                return read_json(entry / RESULT_FILE)
+        except (OSError, ValueError, KeyError) as e:
+            print(f"[cache] {step}: entry {entry} unusable ({e}); running the step", flush=True)
+    started = time.perf_counter()
+    result = func(**inputs, **outputs, **params)
+    seconds = time.perf_counter() - started
+    try:
+        result = json.loads(json.dumps(result))
+    except (TypeError, ValueError) as e:  # not JSON: run as usual, uncached
+        print(f"[cache] {step}: not stored, its result is not JSON ({e})", flush=True)
+        return result
+    try:
+        _store(root, step, key, parts, outputs, result, seconds)
+        print(f"[cache] {step}: stored {key} ({entry})", flush=True)
+    except OSError as e:  # a full disk must not fail a step that has produced its outputs
+        print(f"[cache] {step}: not stored ({e})", flush=True)
+    return result
+
+
+_GC_FROZEN_AT_EXIT = False
+
+
+def _freeze_gc_at_exit() -> None:
+    """A pipeline step runs in a process of its own that ends when the step does. At exit, the interpreter's final
+    garbage collection walks every object torch, transformers and the ONNX exporter have created: about 1.5 s of
+    CPU per step, for nothing. Freezing the collector at exit skips that walk (objects are not collected, which is
+    what exiting does to them anyway; files are closed and outputs written before). Registered once per process."""
+    global _GC_FROZEN_AT_EXIT
+    if not _GC_FROZEN_AT_EXIT:
+        atexit.register(gc.freeze)
+        _GC_FROZEN_AT_EXIT = True
