@@ -40,8 +40,10 @@ def code_eval_command(
     from xstilts.codeexec import harness as ce
 
     if bench:
-        figures = ce.bench(tuple(split_csv(bench_languages)), programs=bench_programs, workers=workers,
-                           allow_no_isolation=allow_no_isolation)
+        from xstilts.bench.codeeval import bench as bench_code_eval
+
+        figures = bench_code_eval(tuple(split_csv(bench_languages)), programs=bench_programs, workers=workers,
+                                  allow_no_isolation=allow_no_isolation)
         for language, f in figures.items():
             print(f"{language}: {f['programs_per_s']} programs/s ({f['programs']} programs, {f['passed']} passed, "
                   f"{f['wall_s']} s, {f['workers']} workers"

@@ -257,27 +257,3 @@ def code_eval(problems_path: str | Path, samples_path: str | Path, out: str | Pa
     evaluation = evaluate(problems, samples, ks=ks, **options)
     write_results(out, evaluation)
     return evaluation
-
-
-def bench(languages: tuple[str, ...] = ("python", "cpp"), programs: int = 24, workers: int | None = None,
-          allow_no_isolation: bool = False) -> dict[str, dict]:
-    """Throughput in programs/s per language: the fixture problems' canonical solutions, repeated to `programs`."""
-    from xstilts.sampledata.code_fixtures import canonical_samples, fixture_problems
-
-    figures = {}
-    for language in languages:
-        rows = fixture_problems((language,))
-        problems = {p["task_id"]: p for p in rows}
-        copies = -(-programs // len(rows))
-        samples = [Sample(s["task_id"], s["completion"], i, 0)
-                   for i, s in enumerate(canonical_samples(rows, copies)[:programs])]
-        evaluation = evaluate(problems, samples, ks=[1], workers=workers, allow_no_isolation=allow_no_isolation,
-                              desc=f"bench {language}")
-        wall = evaluation.settings["wall_s"]
-        passed = sum(r["passed"] for r in evaluation.samples)
-        prepare = evaluation.settings["prepare_s"]
-        figures[language] = {"programs": len(samples), "passed": passed, "wall_s": wall, "prepare_s": prepare,
-                             "programs_per_s": round(len(samples) / wall, 2),
-                             "programs_per_s_after_prepare": round(len(samples) / max(wall - prepare, 1e-9), 2),
-                             "workers": evaluation.settings["workers"]}
-    return figures
