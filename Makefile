@@ -73,7 +73,7 @@ install-dev: $(VENV)/.installed-dev
 # data/ is tracked by DVC (data.dvc); the bundled sample is generated deterministically, so a clone without a
 # DVC remote rebuilds exactly the tracked version (tests/test_dvc.py checks it against data.dvc).
 $(SAMPLE): xstilts/sampledata/generate.py | $(VENV)/.installed
-	$(XSTILTS) sample-data --out data/sample
+	$(XSTILTS) sample-data --out data/sample --force
 
 data: $(SAMPLE)
 

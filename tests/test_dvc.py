@@ -20,7 +20,7 @@ def dvc(*args, cwd, timeout=600):
 
 def dvc_project(tmp_path, sample_root):
     shutil.copytree(sample_root.parent, tmp_path / "data")
-    for name in ("dvc.yaml", "data.dvc", "params.yaml"):
+    for name in ("dvc.yaml", "data.dvc", "params.yaml", ".dvcignore"):
         shutil.copy(REPO / name, tmp_path / name)
     shutil.copytree(REPO / "xstilts", tmp_path / "xstilts", ignore=shutil.ignore_patterns("__pycache__"))
     assert dvc("init", "--no-scm", "-q", cwd=tmp_path).returncode == 0

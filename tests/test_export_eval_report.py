@@ -171,7 +171,8 @@ def test_report_builds_the_grid_with_xtreme_average_deltas_and_best_intermediate
     assert summary["best_intermediate"]["xnli"]["condition"] == "mnli"
     assert summary["best_intermediate"]["tatoeba"] == {"condition": "sst2", "score": 0.95, "gain": pytest.approx(0.05)}
     report = tmp_path / "report"
-    assert {p.name for p in report.iterdir()} == {"summary.json", "lineage.json", "report.md", "report.html", "grid.png",
+    assert {p.name for p in report.iterdir()} == {".xstilts-output", "summary.json", "lineage.json", "report.md",
+                                                   "report.html", "grid.png",
                                                    "heatmap-xnli.png", "heatmap-xquad.png", "heatmap-tatoeba.png"}
     md = (tmp_path / "r.md").read_text()
     assert "| xnli | accuracy | 60.0 | 70.0 | 57.5 | +10.0 | -2.5 | mnli |" in md

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 
-
 class XstiltsError(Exception):
     """Base class: the CLI prints the message and exits non-zero, without a traceback."""
 
@@ -26,3 +25,7 @@ class ExportParityError(XstiltsError):
 
 class ConfigError(XstiltsError):
     pass
+
+
+class OutputExistsError(ConfigError):
+    """An output path holds files xstilts did not write (or is the working folder): never deleted without --force."""

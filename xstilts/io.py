@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -10,26 +11,74 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from xstilts.errors import OutputExistsError
 import base64
 import html
 from typing import Iterable, Sequence
 
 
+# Written into every folder atomic_dir creates: proof that xstilts made it, so a re-run may replace it. A folder
+# without it holds someone else's files, and is never deleted (the user may pass --force to replace it).
+OUTPUT_MARKER = ".xstilts-output"
+_REPLACE_FOREIGN_OUTPUT: contextvars.ContextVar[bool] = contextvars.ContextVar("replace_foreign_output", default=False)
+
+
+@contextlib.contextmanager
+def replacing_foreign_outputs() -> Iterator[None]:
+    """Within this block atomic_dir may replace an existing folder xstilts did not write (the CLI's `--force`)."""
+    token = _REPLACE_FOREIGN_OUTPUT.set(True)
+    try:
+        yield
+    finally:
+        _REPLACE_FOREIGN_OUTPUT.reset(token)
+
+
+def check_output_dir(final: str | os.PathLike) -> None:
+    """Raise OutputExistsError unless `final` may become an output folder: absent, an empty folder (KFP creates its
+    output paths), a folder xstilts wrote (OUTPUT_MARKER), or anything but a working/home/root folder under --force."""
+    final = Path(final)
+    resolved = final.resolve()
+    cwd = Path.cwd().resolve()
+    if resolved == cwd or resolved in cwd.parents or resolved == Path.home().resolve() or resolved.parent == resolved:
+        raise OutputExistsError(f"{final}: refusing to use the working folder, one of its parents, the home folder "
+                                "or / as an output folder; name a new folder")
+    if not final.exists() and not final.is_symlink():
+        return
+    if final.is_dir() and not final.is_symlink():
+        if not any(final.iterdir()) or (final / OUTPUT_MARKER).is_file() or _REPLACE_FOREIGN_OUTPUT.get():
+            return
+        raise OutputExistsError(f"{final}: the folder exists and holds files xstilts did not write; choose another "
+                                "output folder, or pass --force to replace it")
+    if _REPLACE_FOREIGN_OUTPUT.get() and not final.is_symlink():
+        return
+    raise OutputExistsError(f"{final}: exists and is not a folder xstilts wrote; choose another output path"
+                            + ("" if final.is_symlink() else ", or pass --force to replace it"))
+
+
 @contextlib.contextmanager
 def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temp dir beside `final`; on success it replaces `final`, on error it is removed."""
+    """Yield a temp dir beside `final`; on success it replaces `final`, on error it is removed. `final` is checked
+    before any work (check_output_dir) and again before the swap; the old folder is renamed aside, the new one
+    renamed in, and only then the old one removed, so there is always one whole folder at `final`."""
     final = Path(final)
+    check_output_dir(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
     try:
         yield tmp
+        (tmp / OUTPUT_MARKER).write_text("written by xstilts: a re-run may replace this folder\n")
+        check_output_dir(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    old = None
     if final.exists():
-        # KFP hands us a fresh (possibly pre-created, empty) path; a re-run replaces the old result.
-        shutil.rmtree(final) if final.is_dir() else final.unlink()
+        old = Path(tempfile.mkdtemp(prefix=f".{final.name}.old-", dir=final.parent))
+        os.replace(final, old / final.name)
     os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

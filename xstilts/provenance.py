@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 from xstilts.errors import XstiltsError
-from xstilts.io import read_json, write_json
+from xstilts.io import OUTPUT_MARKER, read_json, write_json
 
 
 LINEAGE_FILE = "lineage.json"
@@ -26,7 +26,7 @@ class LineageError(XstiltsError):
 
 def _hash(path: Path) -> tuple[str, dict[str, str]]:
     """(md5 of the artifact, md5 per file). A directory hashes its sorted relative paths and bytes, skipping
-    lineage.json at its top; a file hashes its bytes."""
+    lineage.json and the output marker at its top; a file hashes its bytes."""
     path = Path(path)
     if path.is_file():
         h = hashlib.md5()
@@ -39,7 +39,7 @@ def _hash(path: Path) -> tuple[str, dict[str, str]]:
     total, files = hashlib.md5(), {}
     for file in sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix()):
         rel = file.relative_to(path).as_posix()
-        if rel == LINEAGE_FILE:
+        if rel in (LINEAGE_FILE, OUTPUT_MARKER):
             continue
         one = hashlib.md5()
         total.update(rel.encode() + b"\0")

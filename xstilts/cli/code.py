@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from xstilts.config import split_csv
-from xstilts.cli.common import friendly_errors
+from xstilts.cli.common import FORCE_HELP, friendly_errors, output_folder
 
 app = typer.Typer()
 
@@ -34,7 +34,8 @@ def code_eval_command(
         bench: bool = typer.Option(False, "--bench", help="Print throughput (programs/s) on the built-in fixture "
                                    "problems instead of evaluating files."),
         bench_languages: str = typer.Option("python,cpp", "--bench-languages", help="Languages for --bench."),
-        bench_programs: int = typer.Option(24, "--bench-programs", min=1, help="Programs per language for --bench.")):
+        bench_programs: int = typer.Option(24, "--bench-programs", min=1, help="Programs per language for --bench."),
+        force: bool = typer.Option(False, "--force", help=FORCE_HELP)):
     """Run generated code in a sandbox (Python, JavaScript, TypeScript, Java, C++, Go) and report pass@k per
     problem and per language."""
     from xstilts.codeexec import harness as ce
@@ -53,9 +54,10 @@ def code_eval_command(
     for value, flag in ((problems, "--problems"), (samples, "--samples"), (out, "--out")):
         if value is None:
             raise typer.BadParameter("required (unless --bench)", param_hint=flag)
-    evaluation = ce.code_eval(problems, samples, out, ks=ce.parse_ks(k), workers=workers, timeout_s=timeout,
-                              compile_timeout_s=compile_timeout, memory_mb=memory_mb,
-                              allow_no_isolation=allow_no_isolation)
+    with output_folder(out, force):
+        evaluation = ce.code_eval(problems, samples, out, ks=ce.parse_ks(k), workers=workers, timeout_s=timeout,
+                                  compile_timeout_s=compile_timeout, memory_mb=memory_mb,
+                                  allow_no_isolation=allow_no_isolation)
     print(ce.markdown_table(evaluation), end="")
     print(f"results: {out}")
 
@@ -78,14 +80,16 @@ def generate(model: Path = typer.Option(..., "--model", help="An exported causal
              seed: int = typer.Option(0, "--seed", help="Sampling seed (each problem and sample has its own stream)."),
              batch_size: int = typer.Option(16, "--batch-size", help="Samples decoded together (left-padded)."),
              languages: Optional[str] = typer.Option(None, "--languages", help="Only problems of these task "
-                                                     "languages, comma-separated (e.g. de,fr or python,go).")):
+                                                     "languages, comma-separated (e.g. de,fr or python,go)."),
+             force: bool = typer.Option(False, "--force", help=FORCE_HELP)):
     """Generate code completions with an exported causal LM on onnxruntime, reusing its KV cache, cut at each
     programming language's stop sequences; then score them with `xstilts code-eval --problems OUT/problems.jsonl
     --samples OUT/samples.jsonl`."""
     from xstilts.evaluate.generate import generate_samples
 
-    summary = generate_samples(model, problems, out, n=n, temperature=temperature, top_p=top_p,
-                               max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, task=task,
-                               languages=split_csv(languages) if languages else None)
+    with output_folder(out, force):
+        summary = generate_samples(model, problems, out, n=n, temperature=temperature, top_p=top_p,
+                                   max_new_tokens=max_new_tokens, seed=seed, batch_size=batch_size, task=task,
+                                   languages=split_csv(languages) if languages else None)
     print(f"{summary['samples']} samples for {summary['problems']} problems ({summary['generated_tokens']} tokens, "
           f"{summary['tokens_per_second']} tokens/s, {summary['provider']}): {out / 'samples.jsonl'}")

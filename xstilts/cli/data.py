@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from xstilts.config import split_csv
-from xstilts.cli.common import console, friendly_errors
+from xstilts.cli.common import FORCE_HELP, console, friendly_errors, output_folder
 
 app = typer.Typer()
 
@@ -48,13 +48,15 @@ def validate(
     languages: Optional[str] = typer.Option(None, help="Comma-separated evaluation languages (default: all of the task's)."),
     hf_revision: Optional[str] = typer.Option(None, help="Dataset revision on the hub (default: the registry's)."),
     out: Path = typer.Option(Path("outputs/validated"), help="Where the canonical Parquet tables and reports go."),
+    force: bool = typer.Option(False, "--force", help=FORCE_HELP),
 ):
     """Validate one task's data with its great-expectations suite; write canonical Parquet and an HTML/Markdown report."""
     from xstilts.data.validate import default_source, validate_tasks
 
     html, md = out.parent / f"{out.name}-report.html", out.parent / f"{out.name}-report.md"
     try:
-        manifest = validate_tasks([task], default_source(data), out, html, md, split_csv(languages), hf_revision)
+        with output_folder(out, force):
+            manifest = validate_tasks([task], default_source(data), out, html, md, split_csv(languages), hf_revision)
     finally:
         if html.exists():
             console.print(f"validation report: {html}")
@@ -64,8 +66,10 @@ def validate(
 @app.command("sample-data")
 @friendly_errors
 def sample_data(out: Path = typer.Option(Path("data/sample"), help="Output folder."),
-                seed: int = typer.Option(13, help="Generator seed (13 gives the bundled data).")):
+                seed: int = typer.Option(13, help="Generator seed (13 gives the bundled data)."),
+                force: bool = typer.Option(False, "--force", help=FORCE_HELP)):
     """(Re)write the bundled synthetic sample data (deterministic; tracked by data.dvc)."""
     from xstilts.sampledata.generate import write_sample_data
 
-    console.print(f"sample data: {write_sample_data(out, seed)}")
+    with output_folder(out, force):
+        console.print(f"sample data: {write_sample_data(out, seed)}")

@@ -1,0 +1,125 @@
+"""Outputs never delete what xstilts did not write: an existing --out with foreign files is refused (unless --force),
+the working folder is never an output, a folder xstilts wrote is replaced whole on a re-run, and a failed step
+leaves the previous output as it was."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xstilts.errors import OutputExistsError
+from xstilts.io import OUTPUT_MARKER, atomic_dir, check_output_dir, replacing_foreign_outputs
+
+XSTILTS = str(Path(sys.executable).parent / "xstilts")
+
+
+def cli(*args, cwd):
+    return subprocess.run([XSTILTS, *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+
+
+def test_new_and_empty_folders_are_written(tmp_path):
+    with atomic_dir(tmp_path / "new") as tmp:
+        (tmp / "a.txt").write_text("a")
+    (tmp_path / "empty").mkdir()  # KFP creates its output paths before the step runs
+    with atomic_dir(tmp_path / "empty") as tmp:
+        (tmp / "b.txt").write_text("b")
+    assert (tmp_path / "new" / "a.txt").read_text() == "a" and (tmp_path / "new" / OUTPUT_MARKER).is_file()
+    assert (tmp_path / "empty" / "b.txt").read_text() == "b"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "new"]  # no temp folders left
+
+
+def test_a_folder_xstilts_wrote_is_replaced_whole(tmp_path):
+    out = tmp_path / "out"
+    with atomic_dir(out) as tmp:
+        (tmp / "old.txt").write_text("old")
+    with atomic_dir(out) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_foreign_folder_is_refused_before_any_work_and_kept(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.tex").write_text("years of work")
+    ran = []
+    with pytest.raises(OutputExistsError, match=r"mine: the folder exists and holds files xstilts did not write.*--force"):
+        with atomic_dir(out):
+            ran.append(True)
+    assert not ran and (out / "thesis.tex").read_text() == "years of work"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mine"]
+
+
+def test_force_replaces_a_foreign_folder_but_never_the_working_folder(tmp_path, monkeypatch):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "old.txt").write_text("x")
+    with replacing_foreign_outputs():
+        with atomic_dir(out) as tmp:
+            (tmp / "new.txt").write_text("y")
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARKER, "new.txt"]
+    monkeypatch.chdir(out)
+    for target in (Path("."), out, tmp_path, Path(os.sep), Path.home()):
+        with replacing_foreign_outputs(), pytest.raises(OutputExistsError, match="refusing to use the working folder"):
+            check_output_dir(target)
+    assert (out / "new.txt").exists()
+
+
+def test_a_file_or_a_link_is_not_an_output_folder(tmp_path):
+    (tmp_path / "notes.txt").write_text("keep")
+    with pytest.raises(OutputExistsError, match="notes.txt: exists and is not a folder xstilts wrote.*--force"):
+        check_output_dir(tmp_path / "notes.txt")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with replacing_foreign_outputs(), pytest.raises(OutputExistsError, match="link: exists and is not a folder"):
+        check_output_dir(tmp_path / "link")
+    assert (tmp_path / "notes.txt").read_text() == "keep"
+
+
+def test_a_failing_step_leaves_the_previous_output(tmp_path):
+    out = tmp_path / "out"
+    with atomic_dir(out) as tmp:
+        (tmp / "result.json").write_text("1")
+    with pytest.raises(ZeroDivisionError):
+        with atomic_dir(out) as tmp:
+            (tmp / "result.json").write_text("2")
+            1 / 0
+    assert (out / "result.json").read_text() == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_validate_refuses_an_existing_user_folder(sample_root, tmp_path):
+    out = tmp_path / "validated"
+    out.mkdir()
+    (out / "notes.md").write_text("mine")
+    refused = cli("validate", "--task", "xnli", "--data", str(sample_root), "--languages", "en", "--out", str(out),
+                  cwd=tmp_path)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "holds files xstilts did not write" in refused.stderr and (out / "notes.md").read_text() == "mine"
+    again = cli("validate", "--task", "xnli", "--data", str(sample_root), "--languages", "en", "--out",
+                str(tmp_path / "fresh"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    rerun = cli("validate", "--task", "xnli", "--data", str(sample_root), "--languages", "en", "--out",
+                str(tmp_path / "fresh"), cwd=tmp_path)  # its own output: replaced
+    assert rerun.returncode == 0, rerun.stderr
+    forced = cli("validate", "--task", "xnli", "--data", str(sample_root), "--languages", "en", "--out", str(out),
+                 "--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert not (out / "notes.md").exists() and (out / "xnli" / "test.parquet").exists()
+
+
+def test_code_eval_out_dot_deletes_nothing(tmp_path):
+    (tmp_path / "problems.jsonl").write_text("")
+    (tmp_path / "samples.jsonl").write_text("")
+    (tmp_path / "keep.py").write_text("print('mine')\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for extra in ([], ["--force"]):
+        out = cli("code-eval", "--problems", "problems.jsonl", "--samples", "samples.jsonl", "--out", ".", *extra,
+                  cwd=tmp_path)
+        assert out.returncode == 1 and "refusing to use the working folder" in out.stderr, out.stderr
+        assert "Traceback" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
