@@ -97,7 +97,7 @@ def test_changed_input_file_param_or_code_is_a_miss(cache, inputs, tmp_path, mon
     call(step, inputs, tmp_path / "r5", scale=2)
     assert step.calls == 5
     call(step, inputs, tmp_path / "r6", scale=2)
-    assert step.calls == 5 and len(list(cache.iterdir())) == 5
+    assert step.calls == 5 and len(list(cache.glob("demo-*"))) == 5
 
 
 def test_key_is_content_not_path_nor_lineage_record(cache, inputs, tmp_path):
@@ -163,6 +163,56 @@ def test_failed_step_stores_nothing_and_broken_entry_reruns(cache, inputs, tmp_p
     (entry / "outputs" / "md_path").unlink()  # an entry that lost an output it recorded is not used
     call(step, inputs, tmp_path / "r2")
     assert step.calls == 2 and (tmp_path / "r2" / "report.md").exists()
+
+
+@pytest.mark.parametrize("damage", ["edit result.json, same size", "edit an output, same size", "truncate an output",
+                                    "an entry without fingerprints"])
+def test_a_corrupt_entry_is_dropped_with_a_warning_and_the_step_recomputed(cache, inputs, tmp_path, capsys, damage):
+    step = Step()
+    first = call(step, inputs, tmp_path / "r1")
+    entry = next(cache.glob("demo-*"))
+    result_file, output = entry / "result.json", entry / "outputs" / "out_dir" / "sub" / "result.txt"
+    if damage == "edit result.json, same size":
+        result_file.write_text(result_file.read_text().replace("5", "9"))
+    elif damage == "edit an output, same size":
+        output.write_text("jello")
+    elif damage == "truncate an output":
+        output.write_text("")
+    else:
+        recorded = read_json(entry / "entry.json")
+        del recorded["fingerprints"]
+        write_json(entry / "entry.json", recorded)
+    capsys.readouterr()
+    again = call(step, inputs, tmp_path / "r2")
+    log = capsys.readouterr().out
+    assert step.calls == 2 and again == first  # recomputed, not the damaged bytes
+    assert f"[cache] warning: demo: entry {entry} is corrupt" in log and "dropped, running the step" in log
+    assert (tmp_path / "r2" / "out" / "sub" / "result.txt").read_text() == "hello"
+    assert call(step, inputs, tmp_path / "r3") == first and step.calls == 2  # the fresh entry is whole again
+
+
+def test_concurrent_runs_compute_a_step_once(cache, inputs, tmp_path, capsys):
+    import threading
+    import time
+
+    started = threading.Event()
+
+    class SlowStep(Step):
+        def __call__(self, *args, **kwargs):
+            started.set()
+            time.sleep(1.0)
+            return super().__call__(*args, **kwargs)
+
+    step = SlowStep()
+    first = threading.Thread(target=call, args=(step, inputs, tmp_path / "a"))
+    first.start()
+    assert started.wait(30)
+    second = call(step, inputs, tmp_path / "b")  # waits for the first run, then reuses its entry
+    first.join()
+    assert step.calls == 1 and second["length"] == 5
+    log = capsys.readouterr().out
+    assert "another run is computing" in log and "[cache] demo: reused" in log
+    assert (tmp_path / "b" / "out" / "sub" / "result.txt").read_text() == "hello"
 
 
 def test_compiled_components_cache_all_but_resolve_and_gate():

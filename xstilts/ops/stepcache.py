@@ -20,19 +20,25 @@ must always run (resolve data, the promotion gate) do not call it.
   miss: run the function; then its outputs, its return value (result.json) and the key's parts (entry.json) are
         copied into <XSTILTS_STEP_CACHE>/<step>-<key>/ through a temp folder and a rename, so an entry is whole or
         absent; the line `[cache] <step>: stored <key>` is printed.
-  hit:  every cached output is copied to its output path atomically (temp, then rename; fsutil.atomic_dir and
-        atomic_copy) and the cached return value is returned; the line `[cache] <step>: reused <key>` is printed.
+  hit:  every stored output and the stored result are first checked against the fingerprints taken when they were
+        stored (a corrupt entry is dropped with a warning and the step runs again); then every cached output is
+        copied to its output path atomically (io.atomic_dir and atomic_copy) and the cached return value is
+        returned; the line `[cache] <step>: reused <key>` is printed.
         The component then sets its KFP metadata from the return value and the restored lineage.json as on a miss.
         The restored lineage.json is the cached run's: its md5s are right (the bytes are the same), but its input
         paths, started_at and seconds are those of the run that computed it.
 
 With the cache on, the return value is JSON round-tripped on a miss too, so a hit and a miss return the same thing.
+A run computing a step holds a lock on its entry (<XSTILTS_STEP_CACHE>/locks/): a concurrent run with the same key
+waits for it and then reuses the entry instead of computing the step twice.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
+import fcntl
 import functools
 import gc
 import json
@@ -42,8 +48,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
-from xstilts.io import atomic_copy, atomic_dir, dir_fingerprint, fingerprint, read_json, write_json
+from typing import Any, Callable, Iterator
+from xstilts.io import (atomic_copy, atomic_dir, dir_fingerprint, fingerprint, read_json, replacing_foreign_outputs,
+                        write_json)
 from xstilts.provenance import artifact_md5
 
 
@@ -109,15 +116,33 @@ def _entry_dir(root: Path, step: str, key: str) -> Path:
     return root / f"{step}-{key}"
 
 
+class CorruptEntryError(Exception):
+    """A cache entry whose stored bytes differ from what was stored: never reused."""
+
+
+def _output_fingerprint(path: Path) -> str:
+    """Every byte of a stored output (names and contents of all files of a folder), lineage.json included."""
+    return dir_fingerprint(path) if path.is_dir() else fingerprint(path.read_bytes().hex())
+
+
 def _restore(entry: Path, outputs: dict[str, Any]) -> bool:
-    """Copy the entry's outputs to their paths; False (nothing copied) if the entry lacks one it recorded."""
-    stored = read_json(entry / ENTRY_FILE)["stored"]
+    """Copy the entry's outputs to their paths; False (nothing copied) if the entry lacks one it recorded. Every
+    stored output and the stored result are checked against the fingerprints taken when they were stored first:
+    CorruptEntryError (nothing copied) if one differs, e.g. a truncated model or an edited results.json."""
+    recorded = read_json(entry / ENTRY_FILE)
+    stored, fingerprints = recorded["stored"], recorded.get("fingerprints")
     sources = {name: entry / "outputs" / name for name in stored}
     if any(outputs.get(name) is None for name in stored) or not all(p.exists() for p in sources.values()):
         return False
+    if fingerprints is None:
+        raise CorruptEntryError("written by an older xstilts without fingerprints")
+    for name, src in {**sources, RESULT_FILE: entry / RESULT_FILE}.items():
+        if _output_fingerprint(src) != fingerprints.get(name):
+            raise CorruptEntryError(f"{src} differs from what was stored")
     for name, src in sources.items():
         if src.is_dir():
-            with atomic_dir(outputs[name]) as tmp:
+            # The step's output paths are the pipeline's (KFP creates them): whatever is there is replaced.
+            with replacing_foreign_outputs(), atomic_dir(outputs[name]) as tmp:
                 shutil.copytree(src, tmp, dirs_exist_ok=True)
         else:
             atomic_copy(src, outputs[name])
@@ -138,8 +163,10 @@ def _store(root: Path, step: str, key: str, parts: dict, outputs: dict[str, Any]
             shutil.copytree(path, dest) if Path(path).is_dir() else shutil.copyfile(path, dest)
             stored.append(name)
         write_json(tmp / RESULT_FILE, result)
-        write_json(tmp / ENTRY_FILE, {**parts, "key": key, "stored": stored, "seconds": round(seconds, 3),
-                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        fingerprints = {name: _output_fingerprint(tmp / "outputs" / name) for name in stored}
+        fingerprints[RESULT_FILE] = _output_fingerprint(tmp / RESULT_FILE)
+        write_json(tmp / ENTRY_FILE, {**parts, "key": key, "stored": stored, "fingerprints": fingerprints,
+                                      "seconds": round(seconds, 3), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         try:
             os.rename(tmp, _entry_dir(root, step, key))
         except OSError:
@@ -159,27 +186,50 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
         return func(**inputs, **outputs, **params)
     key, parts = step_key(step, inputs, outputs, params)
     entry = _entry_dir(root, step, key)
-    if (entry / ENTRY_FILE).is_file() and (entry / RESULT_FILE).is_file():
+    with _computing(root, step, key):  # another run computing the same entry: wait for it, then reuse it
+        if (entry / ENTRY_FILE).is_file() and (entry / RESULT_FILE).is_file():
+            try:
+                if _restore(entry, outputs):
+                    print(f"[cache] {step}: reused {key} ({entry})", flush=True)
+                    return read_json(entry / RESULT_FILE)
+            except CorruptEntryError as e:
+                print(f"[cache] warning: {step}: entry {entry} is corrupt ({e}); dropped, running the step",
+                      flush=True)
+                shutil.rmtree(entry, ignore_errors=True)
+            except (OSError, ValueError, KeyError) as e:
+                print(f"[cache] {step}: entry {entry} unusable ({e}); running the step", flush=True)
+        started = time.perf_counter()
+        result = func(**inputs, **outputs, **params)
+        seconds = time.perf_counter() - started
         try:
-            if _restore(entry, outputs):
-                print(f"[cache] {step}: reused {key} ({entry})", flush=True)
-                return read_json(entry / RESULT_FILE)
-        except (OSError, ValueError, KeyError) as e:
-            print(f"[cache] {step}: entry {entry} unusable ({e}); running the step", flush=True)
-    started = time.perf_counter()
-    result = func(**inputs, **outputs, **params)
-    seconds = time.perf_counter() - started
-    try:
-        result = json.loads(json.dumps(result))
-    except (TypeError, ValueError) as e:  # not JSON: run as usual, uncached
-        print(f"[cache] {step}: not stored, its result is not JSON ({e})", flush=True)
+            result = json.loads(json.dumps(result))
+        except (TypeError, ValueError) as e:  # not JSON: run as usual, uncached
+            print(f"[cache] {step}: not stored, its result is not JSON ({e})", flush=True)
+            return result
+        try:
+            _store(root, step, key, parts, outputs, result, seconds)
+            print(f"[cache] {step}: stored {key} ({entry})", flush=True)
+        except OSError as e:  # a full disk must not fail a step that has produced its outputs
+            print(f"[cache] {step}: not stored ({e})", flush=True)
         return result
-    try:
-        _store(root, step, key, parts, outputs, result, seconds)
-        print(f"[cache] {step}: stored {key} ({entry})", flush=True)
-    except OSError as e:  # a full disk must not fail a step that has produced its outputs
-        print(f"[cache] {step}: not stored ({e})", flush=True)
-    return result
+
+
+@contextlib.contextmanager
+def _computing(root: Path, step: str, key: str) -> Iterator[None]:
+    """Hold an exclusive lock on the entry while it is looked up and computed, so two concurrent runs compute a step
+    once: the second waits (and says so), then finds the entry. The lock goes with the process that holds it."""
+    locks = root / "locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{step}-{key}.lock", "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[cache] {step}: another run is computing {key}; waiting for it", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 _GC_FROZEN_AT_EXIT = False
