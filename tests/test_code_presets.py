@@ -8,7 +8,7 @@ import pytest
 
 from xstilts.kinds import base as kinds
 from xstilts.errors import ConfigError
-from xstilts.config import CLUSTER_PRESETS, CODE_QUESTIONS, PRESETS, load_params
+from xstilts.config import CLUSTER_PRESETS, CODE_QUESTIONS, load_params
 from xstilts.tasks.registry import GENERATION, get_task
 from xstilts.config import TrainConfig
 from xstilts.train.finetune import intermediate_finetune, target_finetune
@@ -101,7 +101,7 @@ def test_generation_settings_are_checked(humaneval_run, tmp_path):
 
 
 def test_generation_settings_from_kfp_floats():
-    from xstilts.evaluate.zero_shot import generation_settings
+    from xstilts.config import generation_settings
 
     settings = generation_settings({"n": 20.0, "max_new_tokens": 64.0, "k": [1.0, 10.0], "temperature": 0.2})
     assert settings["n"] == 20 and isinstance(settings["max_new_tokens"], int) and settings["k"] == [1, 10]

@@ -5,11 +5,17 @@ params.yaml at the repo root is the same dictionary (DVC reads it too); a test k
 
 from __future__ import annotations
 
-from pathlib import Path
-import yaml
-from xstilts.errors import ConfigError
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter,
+                      ValidationError)
+
+from xstilts.errors import ConfigError
+from xstilts.io import read_text_file, shorten
 
 
 # Tuned so the whole local pipeline runs in minutes on 2 CPU cores and still shows a measurable transfer effect.
@@ -32,7 +38,7 @@ def _ops_defaults() -> dict:
         "promotion_condition": "",
         # DVC remote (URL or name) that trained and ONNX models are pushed to; empty: not pushed.
         "dvc_remote": "",
-        # Code generation targets: sampling, pass@k and sandbox settings (xstilts.evaluation.GENERATION_DEFAULTS).
+        # Code generation targets: sampling, pass@k and sandbox settings (GENERATION_DEFAULTS below).
         "generation": {},
     }
 
@@ -93,6 +99,42 @@ HUMANEVAL_XL_DATA = "/mnt/cache/data/humaneval-xl"  # humaneval_xl_<lang> interm
 LOW_RESOURCE = ["en", "sw", "ur", "th", "hi", "te", "yo", "mr", "ta", "eu", "ka", "jv", "my", "kk", "tl", "af"]
 
 
+# Code generation targets (the `generation` parameter): sampling, pass@k and the sandbox's limits.
+GENERATION_DEFAULTS = {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 128, "min_new_tokens": 0,
+                       "seed": 0, "batch_size": 16, "k": [1], "timeout_s": 10.0, "memory_mb": 512,
+                       "allow_no_isolation": False}
+
+
+def generation_settings(overrides: dict | None) -> dict:
+    """GENERATION_DEFAULTS with `overrides`; unknown keys are a ConfigError naming the known ones."""
+    unknown = sorted(set(overrides or {}) - set(GENERATION_DEFAULTS))
+    if unknown:
+        raise ConfigError(f"unknown generation setting(s) {', '.join(unknown)}; known: {', '.join(GENERATION_DEFAULTS)}")
+    settings = {**GENERATION_DEFAULTS, **(overrides or {})}
+    for key in ("n", "max_new_tokens", "min_new_tokens", "seed", "batch_size", "memory_mb"):
+        value = settings[key]  # KFP passes struct numbers as floats: 64.0 is 64, 64.5 is an error
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"generation setting {key!r} must be an integer, got {shorten(value)}")
+        settings[key] = int(value)
+    ks = settings["k"] if isinstance(settings["k"], list) else [settings["k"]]
+    ks = [int(k) if isinstance(k, float) and k == int(k) else k for k in ks]
+    if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= settings["n"] for k in ks):
+        raise ConfigError(f"generation setting 'k' must be integers in 1..n (n = {settings['n']}), got {settings['k']!r}")
+    for key, low, high in (("temperature", 0.0, 100.0), ("top_p", 0.0, 1.0), ("timeout_s", 0.001, 86_400.0)):
+        value = settings[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise ConfigError(f"generation setting {key!r} must be a number in [{low:g}, {high:g}], got "
+                              f"{shorten(value)}")
+    for key, low in (("n", 1), ("max_new_tokens", 1), ("batch_size", 1), ("memory_mb", 16), ("min_new_tokens", 0),
+                     ("seed", 0)):
+        if settings[key] < low:
+            raise ConfigError(f"generation setting {key!r} must be >= {low}, got {settings[key]}")
+    if not isinstance(settings["allow_no_isolation"], bool):
+        raise ConfigError(f"generation setting 'allow_no_isolation' must be true or false, got "
+                          f"{shorten(settings['allow_no_isolation'])}")
+    return {**settings, "k": sorted(set(ks))}
+
+
 def _code_preset(targets: list[str], conditions: list[str], causal: bool, cluster: bool, **extra) -> dict:
     """A code preset: tiny models and the bundled sample locally; hub data and real models on the cluster."""
     base = dict(XTREME_GRID if cluster else EMBEDDED_DEFAULTS)
@@ -149,57 +191,121 @@ def preset(name: str) -> dict:
     return {k: (dict(v) if isinstance(v, dict) else list(v) if isinstance(v, list) else v) for k, v in PRESETS[name].items()}
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error instead of the last one winning."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def read_yaml_mapping(path: str | Path, what: str = "parameter file") -> dict:
+    """A YAML file holding one mapping, read as strict UTF-8 text with unique keys; ConfigError (one line) otherwise."""
+    text = read_text_file(path, what)
+    try:
+        loaded = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{path}: not valid YAML{at}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: nested too deeply") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path}: expected a mapping of parameter names to values, got {type(loaded).__name__}")
+    return loaded
+
+
+Names = list[StrictStr]
+Text = StrictStr
+
+
+class RunParams(BaseModel):
+    """Types and ranges of the run parameters (params.yaml, presets, CLI flags, the Kubeflow UI's values). The rules
+    that need the task registry or the file system (known tasks and languages, conditions of trainable tasks,
+    promotion targets among the targets, data folders) are xstilts.tasks.experiment's."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    target_tasks: Annotated[Names, Field(min_length=1)]
+    conditions: Annotated[Names, Field(min_length=1)]
+    data: Annotated[Text, Field(min_length=1)]
+    task_data: dict[StrictStr, Annotated[Text, Field(min_length=1)]]
+    languages: Names
+    hf_revision: Text
+    model_name: Annotated[Text, Field(min_length=1)]
+    model_revision: Text
+    retrieval_layer: Annotated[StrictInt, Field(ge=-1, le=1000)]
+    data_repo: Text
+    data_rev: Text
+    registry_repo: Text
+    promotion_targets: Names
+    promotion_tolerance: Annotated[StrictFloat, Field(ge=0, lt=1, allow_inf_nan=False)]
+    promotion_condition: Text
+    dvc_remote: Text
+    generation: dict
+    intermediate_train: dict
+    target_train: dict
+
+
+def check_params(params: dict, source: str = "parameters") -> dict:
+    """Every problem of `params` at once, each with its key, as one ConfigError; the checked params otherwise (the
+    training dicts completed with TrainConfig's defaults, generation settings as given)."""
+    problems = []
+    try:
+        RunParams.model_validate(params)
+    except ValidationError as e:
+        for err in e.errors():
+            key = ".".join(map(str, err["loc"])) or "(top level)"
+            message = err["msg"][0].lower() + err["msg"][1:]
+            problems.append(f"{key}: {message}" + ("" if err["type"] == "missing" else f", got {shorten(err.get('input'))}"))
+    for key in ("intermediate_train", "target_train"):
+        if isinstance(params.get(key), dict):
+            try:
+                TrainConfig.from_dict(params[key], where=key)
+            except ConfigError as e:
+                problems += str(e).splitlines()
+    if isinstance(params.get("generation"), dict):
+        try:
+            generation_settings(params["generation"])
+        except ConfigError as e:
+            problems.append(f"generation: {e}")
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} invalid parameter(s):\n  - " + "\n  - ".join(problems))
+    return params
+
+
 def load_params(path: str | Path | None = None, overrides: dict | None = None, preset_name: str | None = None) -> dict:
-    """A preset (default: the embedded `tiny` one), then the YAML file (if given), then non-None overrides.
-    Unknown keys are errors. Training settings the preset sets but the file omits keep the preset's values."""
+    """A preset (default: the embedded `tiny` one), then the YAML file (if given), then non-None overrides, checked
+    by check_params. Unknown keys are errors. Training settings the preset sets but the file omits keep the preset's
+    values."""
     params = preset(preset_name or "tiny")
     base = TrainConfig()
     for key in ("intermediate_train", "target_train"):  # a full dict, so files and flags change single settings
         params[key] = {**{f: getattr(base, f) for f in TrainConfig.__dataclass_fields__}, **params[key]}
+    source = "parameters"
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ConfigError(f"parameter file {path} does not exist")
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{path}: expected a mapping of parameter names to values")
-        _merge(params, loaded, str(path))
+        _merge(params, read_yaml_mapping(path), str(path))
+        source = str(path)
     _merge(params, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
-    for key in ("intermediate_train", "target_train"):
-        TrainConfig.from_dict(params[key])  # fail early, naming the bad key
-    for key in ("conditions", "languages", "target_tasks", "promotion_targets"):
-        if not isinstance(params[key], list) or not all(isinstance(x, str) for x in params[key]):
-            raise ConfigError(f"parameter {key!r} must be a list of strings, got {params[key]!r}")
-    if not params["conditions"]:
-        raise ConfigError("parameter 'conditions' is empty: give at least one condition (e.g. none)")
-    if not params["target_tasks"]:
-        raise ConfigError("parameter 'target_tasks' is empty: give at least one target task (e.g. xnli)")
-    if not isinstance(params["task_data"], dict) or not all(isinstance(v, str) for v in params["task_data"].values()):
-        raise ConfigError(f"parameter 'task_data' must map task names to data roots, got {params['task_data']!r}")
-    if not isinstance(params["generation"], dict):
-        raise ConfigError(f"parameter 'generation' must be a mapping, got {params['generation']!r}")
-    for key in ("data_repo", "data_rev", "registry_repo", "promotion_condition", "dvc_remote"):
-        if not isinstance(params[key], str):
-            raise ConfigError(f"parameter {key!r} must be a string, got {params[key]!r}")
-    tolerance = params["promotion_tolerance"]
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not 0 <= tolerance < 1:
-        raise ConfigError(f"parameter 'promotion_tolerance' must be a score fraction in [0, 1), got {tolerance!r}")
-    if isinstance(params["retrieval_layer"], bool) or not isinstance(params["retrieval_layer"], int):
-        raise ConfigError(f"parameter 'retrieval_layer' must be an integer, got {params['retrieval_layer']!r}")
-    return params
+    return check_params(params, source)
 
 
 def _merge(params: dict, values: dict, source: str) -> None:
-    unknown = sorted(set(values) - set(EMBEDDED_DEFAULTS))
+    unknown = sorted(map(str, set(values) - set(EMBEDDED_DEFAULTS)))
     if unknown:
         raise ConfigError(f"{source}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(EMBEDDED_DEFAULTS)}")
     for key, value in values.items():
-        if isinstance(EMBEDDED_DEFAULTS[key], dict):
+        if isinstance(EMBEDDED_DEFAULTS[key], dict):  # mappings change single settings
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: parameter {key!r} must be a mapping, got {value!r}")
+                raise ConfigError(f"{source}: parameter {key!r} must be a mapping, got {shorten(value)}")
             params[key].update(value)
         else:
             params[key] = value
@@ -213,10 +319,6 @@ def split_csv(value: str | None) -> list[str] | None:
 
 
 KEEP_CHECKPOINTS = 2
-SAMPLING = ("proportional", "temperature")
-PADDING = ("dynamic", "buckets", "max_length")
-COMPILE = ("off", "on", "cuda-graphs")
-ATTENTION = ("sdpa", "eager")
 
 
 @dataclass
@@ -230,79 +332,90 @@ class Settings:
     retrieval_layer: int = 0  # retrieval: the layer whose mean-pooled states embed a text (see pooling_layer)
 
 
+# Types and ranges of the training parameters, checked by pydantic when parameters are loaded (TrainConfig.from_dict).
+# Integers also accept integral floats: KFP passes every number inside a dict parameter as a float (8.0).
+Count = Annotated[int, Field(ge=0, le=10**9)]
+Positive = Annotated[int, Field(ge=1, le=10**9)]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: float = 3.0
-    max_steps: int = 0  # > 0 caps optimizer steps
-    batch_size: int = 32  # per micro-batch
-    grad_accum: int = 1
-    learning_rate: float = 1e-5
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
-    max_length: int = 128
-    eval_every: int = 0  # optimizer steps between dev evaluations; 0 = once per epoch
-    patience: int = 3  # dev evaluations without improvement before stopping; 0 = never stop early
-    checkpoint_every: int = 500
-    seed: int = 1
-    max_train_examples: int = 0  # > 0 subsamples each training split (fast trials)
-    max_eval_examples: int = 0  # > 0 subsamples each dev split (dev evaluation of QA is slow on big splits)
-    doc_stride: int = 128  # QA: overlap in tokens between the windows of a long context
-    max_query_length: int = 64  # QA: questions are cut to this many tokens
-    sampling: str = "proportional"  # multi-task: "proportional" to size, or "temperature" (p ∝ n^(1/T))
-    temperature: float = 2.0
-    retrieval_layer: int = 0  # contrastive (code search) training: the pooled layer, as at evaluation (0 = middle)
+    epochs: Annotated[float, Field(ge=0, le=10_000, allow_inf_nan=False)] = 3.0
+    max_steps: Count = 0  # > 0 caps optimizer steps
+    batch_size: Annotated[int, Field(ge=1, le=65_536)] = 32  # per micro-batch
+    grad_accum: Annotated[int, Field(ge=1, le=65_536)] = 1
+    learning_rate: Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)] = 1e-5
+    weight_decay: Annotated[float, Field(ge=0, le=10, allow_inf_nan=False)] = 0.01
+    warmup_ratio: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)] = 0.1
+    max_grad_norm: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1.0
+    max_length: Annotated[int, Field(ge=8, le=131_072)] = 128
+    eval_every: Count = 0  # optimizer steps between dev evaluations; 0 = once per epoch
+    patience: Count = 3  # dev evaluations without improvement before stopping; 0 = never stop early
+    checkpoint_every: Positive = 500
+    seed: Annotated[int, Field(ge=0, le=2**32 - 1)] = 1
+    max_train_examples: Count = 0  # > 0 subsamples each training split (fast trials)
+    max_eval_examples: Count = 0  # > 0 subsamples each dev split (dev evaluation of QA is slow on big splits)
+    doc_stride: Annotated[int, Field(ge=1, le=131_072)] = 128  # QA: overlap in tokens between the windows of a long context
+    max_query_length: Annotated[int, Field(ge=1, le=131_072)] = 64  # QA: questions are cut to this many tokens
+    sampling: Literal["proportional", "temperature"] = "proportional"  # multi-task: "proportional" to size, or
+    #                                                                    "temperature" (p ∝ n^(1/T))
+    temperature: Annotated[float, Field(gt=0, le=1000, allow_inf_nan=False)] = 2.0
+    retrieval_layer: Annotated[int, Field(ge=-1, le=1000)] = 0  # contrastive (code search) training: the pooled
+    #                                                             layer, as at evaluation (0 = middle)
     # Speed and memory levers (`xstilts bench train` measures each). None changes the math beyond float rounding,
     # except token_budget, which changes how many rows a step sees.
-    padding: str = "dynamic"  # "dynamic": to the batch's longest; "buckets": that, rounded up to bucket_multiple
-    #                           (few distinct shapes, for compile); "max_length": always max_length (HF's default)
-    bucket_multiple: int = 16
-    token_budget: int = 0  # > 0: micro-batches of up to this many padded tokens instead of batch_size rows (opt-in)
-    compile: str = "off"  # "on": torch.compile, one static graph per shape; "cuda-graphs": + CUDA graph replay
-    attention: str = "sdpa"  # "sdpa" (fused attention kernels) or "eager" (the reference implementation)
-    bf16: bool = True  # bf16 autocast on CUDA (always fp32 on CPU)
-    fused_optimizer: bool = True  # the fused AdamW kernel on CUDA
-    pin_memory: bool = True  # CUDA: batches built in pinned memory and copied without blocking the host
-    log_every: int = 50  # optimizer steps between reading losses back to the host (each read waits for the GPU)
-    grad_checkpointing: bool = False  # recompute activations in backward: less memory for long inputs, slower
+    padding: Literal["dynamic", "buckets", "max_length"] = "dynamic"  # "dynamic": to the batch's longest;
+    #   "buckets": that, rounded up to bucket_multiple (few distinct shapes, for compile); "max_length": always
+    #   max_length (HF's default)
+    bucket_multiple: Annotated[int, Field(ge=1, le=4096)] = 16
+    token_budget: Count = 0  # > 0: micro-batches of up to this many padded tokens instead of batch_size rows (opt-in)
+    compile: Literal["off", "on", "cuda-graphs"] = "off"  # "on": torch.compile, one static graph per shape;
+    #                                                       "cuda-graphs": + CUDA graph replay
+    attention: Literal["sdpa", "eager"] = "sdpa"  # "sdpa" (fused attention kernels) or "eager" (the reference)
+    bf16: StrictBool = True  # bf16 autocast on CUDA (always fp32 on CPU)
+    fused_optimizer: StrictBool = True  # the fused AdamW kernel on CUDA
+    pin_memory: StrictBool = True  # CUDA: batches built in pinned memory and copied without blocking the host
+    log_every: Positive = 50  # optimizer steps between reading losses back to the host (each read waits for the GPU)
+    grad_checkpointing: StrictBool = False  # recompute activations in backward: less memory for long inputs, slower
 
     @classmethod
-    def from_dict(cls, values: dict | None) -> "TrainConfig":
+    def from_dict(cls, values: dict | None, where: str | None = None) -> "TrainConfig":
+        """Check every value's type and range and the rules between them; one ConfigError lists every problem, one
+        per line, each naming its key (`where.key` when `where`, e.g. intermediate_train, is given)."""
         values = dict(values or {})
-        names = {f.name: f.type for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - set(names))
+
+        def key(name) -> str:
+            return f"{where}.{name}" if where else f"training parameter {name!r}"
+
+        names = [f.name for f in dataclasses.fields(cls)]
+        unknown = sorted(map(str, set(values) - set(names)))
         if unknown:
-            raise ConfigError(f"unknown training parameter(s) {', '.join(unknown)}; known: {', '.join(names)}")
-        cast = {}
-        for key, value in values.items():
-            default = getattr(cls, key)
-            try:
-                cast[key] = type(default)(value)
-            except (TypeError, ValueError):
-                raise ConfigError(f"training parameter {key!r} must be {type(default).__name__}, got {value!r}") from None
-        config = cls(**cast)
-        if config.batch_size < 1 or config.grad_accum < 1 or config.learning_rate <= 0 or config.max_length < 8:
-            raise ConfigError(f"invalid training parameters: {config}")
-        if config.epochs <= 0 and config.max_steps <= 0:
-            raise ConfigError("training needs epochs > 0 or max_steps > 0")
-        if config.sampling not in SAMPLING:
-            raise ConfigError(f"training parameter 'sampling' must be one of {', '.join(SAMPLING)}, got {config.sampling!r}")
-        if config.temperature <= 0:
-            raise ConfigError(f"training parameter 'temperature' must be > 0, got {config.temperature}")
-        for name, allowed in (("padding", PADDING), ("compile", COMPILE), ("attention", ATTENTION)):
-            if getattr(config, name) not in allowed:
-                raise ConfigError(f"training parameter {name!r} must be one of {', '.join(allowed)}, "
-                                  f"got {getattr(config, name)!r}")
-        if config.bucket_multiple < 1 or config.log_every < 1 or config.token_budget < 0:
-            raise ConfigError("training parameters 'bucket_multiple' and 'log_every' must be >= 1 and 'token_budget' "
-                              f">= 0, got {config.bucket_multiple}, {config.log_every}, {config.token_budget}")
-        if config.compile != "off" and config.padding == "dynamic":
-            raise ConfigError("training parameter 'compile' needs padding 'buckets' or 'max_length': with dynamic "
-                              "padding every new batch length compiles a new graph")
-        if config.token_budget and config.token_budget < config.max_length:
-            raise ConfigError(f"training parameter 'token_budget' ({config.token_budget}) must hold at least one "
-                              f"sequence of max_length {config.max_length}")
+            raise ConfigError(f"{where + ': ' if where else ''}unknown training parameter(s) {', '.join(unknown)}; "
+                              f"known: {', '.join(names)}")
+        try:
+            config = _TRAIN_CONFIG.validate_python(values)
+        except ValidationError as e:
+            raise ConfigError("\n".join(f"{key('.'.join(map(str, err['loc'])))}: {err['msg'][0].lower()}"
+                                         f"{err['msg'][1:]}, got {shorten(err.get('input'))}"
+                                         for err in e.errors())) from None
+        problems = config.problems()
+        if problems:
+            raise ConfigError("\n".join(f"{where or 'training parameters'}: {problem}" for problem in problems))
         return config
+
+    def problems(self) -> list[str]:
+        """The rules between parameters that no single range expresses."""
+        found = []
+        if self.epochs <= 0 and self.max_steps <= 0:
+            found.append("training needs epochs > 0 or max_steps > 0")
+        if self.compile != "off" and self.padding == "dynamic":
+            found.append("'compile' needs padding 'buckets' or 'max_length': with dynamic padding every new batch "
+                         "length compiles a new graph")
+        if self.token_budget and self.token_budget < self.max_length:
+            found.append(f"'token_budget' ({self.token_budget}) must hold at least one sequence of max_length "
+                         f"{self.max_length}")
+        return found
 
     def padded_width(self, longest: int) -> int:
         """The padded length of a micro-batch whose longest sequence has `longest` tokens."""
@@ -316,3 +429,6 @@ class TrainConfig:
         return Settings(max_length=self.max_length, doc_stride=self.doc_stride, max_query_length=self.max_query_length,
                         retrieval_layer=self.retrieval_layer)
 
+
+
+_TRAIN_CONFIG = TypeAdapter(TrainConfig)

@@ -8,14 +8,52 @@ import hashlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from xstilts.errors import OutputExistsError
+from xstilts.errors import ConfigError, OutputExistsError
 import base64
 import html
 from typing import Iterable, Sequence
+
+
+def shorten(value: Any, limit: int = 120) -> str:
+    """repr(value), cut to `limit` characters with the full length said: error messages and reports quote input
+    values, and a 50 MB field must not be echoed whole."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def read_text_file(path: str | os.PathLike, what: str = "file", max_bytes: int = 64 << 20) -> str:
+    """The UTF-8 text of a regular file, or a one-line ConfigError naming the file and what is wrong: missing, a
+    folder, a FIFO or device (never opened: a FIFO would block), too large, binary, UTF-16/32 or not UTF-8."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ConfigError(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise ConfigError(f"{what} {path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise ConfigError(f"{what} {path} is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise ConfigError(f"{what} {path} is not a regular file (a FIFO, socket or device)")
+    if info.st_size > max_bytes:
+        raise ConfigError(f"{what} {path} is {info.st_size:,} bytes; at most {max_bytes:,} are read")
+    data = path.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")) or data[:1] == b"\0" or data[1:2] == b"\0":
+        raise ConfigError(f"{what} {path} is UTF-16 or UTF-32 text: save it as UTF-8")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise ConfigError(f"{what} {path} is binary (a NUL byte at offset {nul}), not text")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ConfigError(f"{what} {path}: line {line} is not UTF-8 (byte {data[e.start]:#04x} at offset "
+                          f"{e.start})") from None
 
 
 # Written into every folder atomic_dir creates: proof that xstilts made it, so a re-run may replace it. A folder

@@ -18,32 +18,10 @@ from xstilts.config import Settings
 from xstilts.provenance import Provenance
 from xstilts.tasks.registry import GENERATION, RETRIEVAL, get_task
 from xstilts.evaluate.runtime import make_session, onnx_runner
+from xstilts.config import generation_settings
 
 
 # Code generation targets: n completions per problem on onnxruntime, each executed in the sandbox; scores are pass@k.
-GENERATION_DEFAULTS = {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 128, "min_new_tokens": 0,
-                       "seed": 0, "batch_size": 16, "k": [1], "timeout_s": 10.0, "memory_mb": 512,
-                       "allow_no_isolation": False}
-
-
-def generation_settings(overrides: dict | None) -> dict:
-    """GENERATION_DEFAULTS with `overrides`; unknown keys are a ConfigError naming the known ones."""
-    unknown = sorted(set(overrides or {}) - set(GENERATION_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"unknown generation setting(s) {', '.join(unknown)}; known: {', '.join(GENERATION_DEFAULTS)}")
-    settings = {**GENERATION_DEFAULTS, **(overrides or {})}
-    for key in ("n", "max_new_tokens", "min_new_tokens", "seed", "batch_size", "memory_mb"):
-        value = settings[key]  # KFP passes struct numbers as floats: 64.0 is 64, 64.5 is an error
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise ConfigError(f"generation setting {key!r} must be an integer, got {value!r}")
-        settings[key] = int(value)
-    ks = settings["k"] if isinstance(settings["k"], list) else [settings["k"]]
-    ks = [int(k) if isinstance(k, float) and k == int(k) else k for k in ks]
-    if not ks or not all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= settings["n"] for k in ks):
-        raise ConfigError(f"generation setting 'k' must be integers in 1..n (n = {settings['n']}), got {settings['k']!r}")
-    return {**settings, "k": sorted(set(ks))}
-
-
 def code_generation_eval(onnx_dir: Path, dataset_dir: str | Path, out_dir: str | Path, condition: str | None,
                          generation: dict | None, html_path, md_path, provenance: Provenance) -> dict:
     """Generate completions for the task's test problems, execute them in the sandbox, and score pass@k per task
