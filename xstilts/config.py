@@ -256,8 +256,15 @@ class RunParams(BaseModel):
 
 
 def check_params(params: dict, source: str = "parameters") -> dict:
-    """Every problem of `params` at once, each with its key, as one ConfigError; the checked params otherwise (the
-    training dicts completed with TrainConfig's defaults, generation settings as given)."""
+    """Every problem of `params` at once, each with its key, as one ConfigError; `params` otherwise."""
+    problems = params_problems(params)
+    if problems:
+        raise ConfigError(f"{source}: {len(problems)} invalid parameter(s):\n  - " + "\n  - ".join(problems))
+    return params
+
+
+def params_problems(params: dict) -> list[str]:
+    """What is wrong with `params`' types and ranges (RunParams, TrainConfig, generation settings), one line each."""
     problems = []
     try:
         RunParams.model_validate(params)
@@ -277,25 +284,27 @@ def check_params(params: dict, source: str = "parameters") -> dict:
             generation_settings(params["generation"])
         except ConfigError as e:
             problems.append(f"generation: {e}")
-    if problems:
-        raise ConfigError(f"{source}: {len(problems)} invalid parameter(s):\n  - " + "\n  - ".join(problems))
-    return params
+    return problems
 
 
 def load_params(path: str | Path | None = None, overrides: dict | None = None, preset_name: str | None = None) -> dict:
-    """A preset (default: the embedded `tiny` one), then the YAML file (if given), then non-None overrides, checked
-    by check_params. Unknown keys are errors. Training settings the preset sets but the file omits keep the preset's
+    """merge_params, checked by check_params (types and ranges)."""
+    params = merge_params(path, overrides, preset_name)
+    return check_params(params, str(path) if path is not None else "parameters")
+
+
+def merge_params(path: str | Path | None = None, overrides: dict | None = None, preset_name: str | None = None) -> dict:
+    """A preset (default: the embedded `tiny` one), then the YAML file (if given), then non-None overrides; not yet
+    checked. Unknown keys are errors. Training settings the preset sets but the file omits keep the preset's
     values."""
     params = preset(preset_name or "tiny")
     base = TrainConfig()
     for key in ("intermediate_train", "target_train"):  # a full dict, so files and flags change single settings
         params[key] = {**{f: getattr(base, f) for f in TrainConfig.__dataclass_fields__}, **params[key]}
-    source = "parameters"
     if path is not None:
         _merge(params, read_yaml_mapping(path), str(path))
-        source = str(path)
     _merge(params, {k: v for k, v in (overrides or {}).items() if v is not None}, "command line")
-    return check_params(params, source)
+    return params
 
 
 def _merge(params: dict, values: dict, source: str) -> None:

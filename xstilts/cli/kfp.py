@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xstilts.cli.common import PARAMS_HELP, console, friendly_errors
-from xstilts.config import load_params, split_csv
+from xstilts.config import split_csv
 
 
 app = typer.Typer()
@@ -49,7 +49,9 @@ def run(
         params = Path("params.yaml")
     overrides = {"target_tasks": split_csv(target_tasks), "conditions": split_csv(conditions), "data": data,
                  "languages": split_csv(languages), "model_name": model_name}
-    values = load_params(params, overrides, preset)
+    from xstilts.ops.preflight import load_run_params
+
+    values = load_run_params(params, overrides, preset)
     report_dir = run_local(values, workdir, cache=not no_cache)
     print(f"report: {report_dir / 'report.html'}")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xstilts.config import check_params, load_params
+from xstilts.config import merge_params, params_problems
 from xstilts.data.dvc import is_dvc_source
 from xstilts.errors import ConfigError, XstiltsError
 from xstilts.io import shorten
@@ -105,9 +105,13 @@ def _missing_data(params: dict) -> list[str]:
 
 
 def check_run_params(params: dict, source: str = "parameters", local: bool = True) -> dict:
-    """check_params (types and ranges), then experiment_problems; one ConfigError listing every problem."""
-    check_params(params, source)
-    problems = experiment_problems(params, local)
+    """The schema's problems (types, ranges) and experiment_problems, all in one ConfigError."""
+    problems = params_problems(params)
+    try:
+        problems += experiment_problems(params, local)
+    except (TypeError, AttributeError, KeyError, ValueError):  # a key of the wrong type: the schema has said so
+        if not problems:
+            raise
     if problems:
         raise ConfigError(f"{source}: {len(problems)} invalid parameter(s):\n  - " + "\n  - ".join(problems))
     return params
@@ -115,7 +119,7 @@ def check_run_params(params: dict, source: str = "parameters", local: bool = Tru
 
 def load_run_params(path: str | Path | None = None, overrides: dict | None = None, preset_name: str | None = None,
                     local: bool = True) -> dict:
-    """load_params (a preset, a YAML file, CLI overrides), checked by check_run_params."""
-    params = load_params(path, overrides, preset_name)
+    """merge_params (a preset, a YAML file, CLI overrides), checked by check_run_params."""
+    params = merge_params(path, overrides, preset_name)
     return check_run_params(params, str(path) if path else "parameters", local)
 
