@@ -15,6 +15,7 @@ Resources, accelerators and kfp-kubernetes settings are ignored by kfp.local but
 """
 
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -34,8 +35,10 @@ from components.trainjob_launcher import trainjob_launcher
 from components.validate_data import validate_data
 from components.zero_shot_eval import zero_shot_eval
 from xstilts.config import XTREME_GRID
+from xstilts.errors import ConfigError
 
 COMPILED = Path(__file__).parent / "compiled" / "xstilts.yaml"
+DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
 PIPELINE_NAME = "xstilts"
 
 # Cluster defaults: the `xtreme-grid` preset (Phang et al. 2020's design on XLM-R Large), editable per run in the UI.
@@ -61,6 +64,34 @@ class ClusterSettings:
     # (components/trainjob_launcher.py); the pipeline step itself is then a small CPU pod that submits and watches it.
     num_nodes: int = 1
     trainjob_runtime: str = "torch-distributed"
+
+    def __post_init__(self) -> None:
+        """Refuse values the cluster would reject at run time (a quantity it cannot parse, a name that is no DNS
+        label), naming the compile option; all problems in one ConfigError."""
+        from kubernetes.utils import parse_quantity
+
+        problems = []
+        for name, option in (("cpu", "--cpu"), ("memory", "--memory"), ("shm_size", "shm_size")):
+            value = getattr(self, name)
+            try:
+                ok = parse_quantity(value) > 0
+            except (ValueError, TypeError):
+                ok = False
+            if not ok:
+                problems.append(f"{option}: {value!r} is not a positive Kubernetes quantity (e.g. 8, 500m, 64G, 8Gi)")
+        for name, option, low in (("gpus", "--gpus", 1), ("num_nodes", "--num-nodes", 1), ("retries", "retries", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                problems.append(f"{option}: must be an integer >= {low}, got {value!r}")
+        for name, option in (("cache_pvc", "--cache-pvc"), ("trainjob_runtime", "trainjob_runtime")):
+            value = getattr(self, name)
+            if not isinstance(value, str) or not DNS_SUBDOMAIN.fullmatch(value) or len(value) > 253:
+                problems.append(f"{option}: {value!r} is not a Kubernetes object name (lowercase letters, digits, "
+                                "'-' and '.', starting and ending with a letter or digit, at most 253 characters)")
+        if not self.cache_mount.startswith("/"):
+            problems.append(f"cache_mount: {self.cache_mount!r} must be an absolute path")
+        if problems:
+            raise ConfigError("cluster settings: " + "; ".join(problems))
 
 
 IMAGE_UID = 10001  # docker/Dockerfile's USER
@@ -222,6 +253,10 @@ def compile_pipeline(out: "str | Path" = COMPILED, image: str = DEFAULT_IMAGE, c
     import tempfile
 
     out = Path(out)
+    if out.is_dir():
+        raise ConfigError(f"--out {out} is a folder: name the pipeline file to write, e.g. {out / 'xstilts.yaml'}")
+    if out.suffix not in (".yaml", ".yml"):
+        raise ConfigError(f"--out {out}: a pipeline file ends in .yaml")
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".yaml", dir=out.parent)
     os.close(fd)

@@ -168,3 +168,29 @@ def test_cli_run_refuses_bad_params_before_any_step(tmp_path):
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr
     assert "intermediate_train.seed" in out.stderr and "conditions[1]" in out.stderr
     assert not (tmp_path / "runs").exists()  # nothing started
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"memory": "lots"}, "--memory: 'lots' is not a positive Kubernetes quantity"),
+    ({"cpu": "-3"}, "--cpu: '-3' is not a positive Kubernetes quantity"),
+    ({"cpu": "0"}, "--cpu: '0' is not a positive Kubernetes quantity"),
+    ({"cache_pvc": "Bad_Name!"}, "--cache-pvc: 'Bad_Name!' is not a Kubernetes object name"),
+    ({"gpus": 0}, "--gpus: must be an integer >= 1, got 0"),
+    ({"retries": -1}, "retries: must be an integer >= 0, got -1"),
+])
+def test_cluster_settings(settings, message):
+    from pipelines.xstilts import ClusterSettings
+
+    with pytest.raises(ConfigError) as e:
+        ClusterSettings(**settings)
+    assert message in str(e.value)
+
+
+def test_compile_out_must_be_a_yaml_file(tmp_path):
+    from pipelines.xstilts import compile_pipeline
+
+    with pytest.raises(ConfigError, match="is a folder: name the pipeline file to write"):
+        compile_pipeline(tmp_path)
+    with pytest.raises(ConfigError, match="a pipeline file ends in .yaml"):
+        compile_pipeline(tmp_path / "pipeline.txt")
+    assert list(tmp_path.iterdir()) == []
