@@ -11,7 +11,7 @@ import pytest
 
 from xstilts import provenance
 from xstilts.ops import lineage
-from xstilts.provenance import LINEAGE_FILE, artifact_md5, record
+from xstilts.provenance import LINEAGE_FILE, LineageError, artifact_md5, record
 from xstilts.ops.lineage import MissingParentError, TamperedArtifactError, audit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -236,3 +236,27 @@ def test_link_and_chain_tree_without_files():
     with pytest.raises(MissingParentError, match=r"artifact /r/onnx \(step export\): its input 'model' \(/r/model\) is "
                                                  r"recorded with md5 0{32}, but that artifact \(step target\) has md5 a{32}"):
         lineage.link(nodes, "test run")
+
+
+def test_run_directory_is_never_a_guess(tmp_path):
+    paths = fake_chain(tmp_path)
+    run = paths["run"].resolve()
+    assert lineage.run_directory(run) == run
+    assert lineage.run_directory(paths["onnx"] / "model.onnx") == run  # a file inside an artifact
+    empty = paths["run"] / "loop" / "empty"
+    empty.mkdir()
+    with pytest.raises(LineageError, match="no run directory at or above .*empty"):
+        lineage.run_directory(empty)  # near a run, but not in one of its artifacts
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(LineageError, match="notes.txt is a file outside any artifact"):
+        lineage.run_directory(notes)
+    other = tmp_path / "other"
+    (other / "validate-data" / "dataset").mkdir(parents=True)
+    (other / "validate-data" / "dataset" / LINEAGE_FILE).write_text(
+        (paths["dataset"] / LINEAGE_FILE).read_text())
+    with pytest.raises(LineageError, match="holds 2 runs' records; give one run directory"):
+        lineage.run_directory(tmp_path)
+    (paths["dataset"] / LINEAGE_FILE).write_text("{not json")
+    with pytest.raises(LineageError, match="dataset/lineage.json: unreadable lineage record"):
+        lineage.run_directory(paths["onnx"])  # never another run's result instead

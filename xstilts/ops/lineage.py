@@ -142,24 +142,51 @@ def _missing_parent(node: dict, name: str, inp: dict, where: str, at_path: dict 
 
 
 def run_directory(path: str | os.PathLike) -> Path:
-    """The run directory holding `path` (a run directory itself, or any artifact folder inside one, e.g. the report
-    folder `runs/latest` points to): the nearest ancestor with the validate step's artifact at most 3 levels down."""
+    """The run directory holding `path`: a run directory itself (the validate step's record at most 3 levels down),
+    or an artifact folder or file inside one (e.g. the report folder `runs/latest` points to), whose nearest ancestor
+    with that record is its run. Never a folder merely near a run: an empty folder, an unrelated file or a folder
+    holding several runs is an error, and so is an unreadable record on the way."""
     path = Path(path).resolve()
     if not path.exists():
         raise LineageError(f"{path} does not exist")
     start = path if path.is_dir() else path.parent
-    for candidate in (start, *start.parents):
-        for depth in ("*/", "*/*/", "*/*/*/"):
-            for file in candidate.glob(depth + LINEAGE_FILE):
-                try:
-                    if read_json(file).get("step") == "validate":
-                        return candidate
-                except (OSError, ValueError):
-                    continue
-    if find_records(start):
+    if path.is_file() and path.name != LINEAGE_FILE and not _artifact_of(start):
+        raise LineageError(f"{path} is a file outside any artifact: give a run directory (runs/kfp/<run>) or a "
+                           "folder inside one")
+    if _holds_validate_record(start):
+        return start
+    artifact = _artifact_of(start)
+    if artifact is not None:
+        for candidate in artifact.parents:
+            if _holds_validate_record(candidate):
+                return candidate
+    elif find_records(start):
         return start  # a partial run: audit reports its missing parents
-    raise LineageError(f"no run directory with {LINEAGE_FILE} files at or above {path} (a run written before "
-                       f"lineage was recorded, or not a run)")
+    raise LineageError(f"no run directory at or above {path}: no {LINEAGE_FILE} of a run there (a run written "
+                       "before lineage was recorded, or not a run)")
+
+
+def _artifact_of(folder: Path) -> Path | None:
+    """The artifact folder (one holding a lineage.json) that is `folder` or contains it."""
+    return next((d for d in (folder, *folder.parents) if (d / LINEAGE_FILE).is_file()), None)
+
+
+def _holds_validate_record(folder: Path) -> bool:
+    """Whether the validate step's record lies 1-3 levels below `folder` (how runs/kfp/<run> holds it). Several runs'
+    records (a folder of runs) or an unreadable record are errors, not a guess."""
+    found = []
+    for depth in ("*/", "*/*/", "*/*/*/"):
+        for file in folder.glob(depth + LINEAGE_FILE):
+            try:
+                step = read_json(file).get("step")
+            except (OSError, ValueError, AttributeError) as e:
+                raise LineageError(f"{file}: unreadable lineage record ({e})") from None
+            if step == "validate":
+                found.append(file)
+    if len(found) > 1:
+        raise LineageError(f"{folder} holds {len(found)} runs' records; give one run directory, e.g. "
+                           f"{found[0].parent.parent.parent}")
+    return bool(found)
 
 
 # ---- the chain, for people and for machines (`xstilts lineage`, local and on Kubeflow) ------------------------------
