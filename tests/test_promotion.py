@@ -1,6 +1,7 @@
 """The GTO promotion gate: version/stage tags in a temp git repo, the gate, dry run, rollback, errors, CLI."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -226,3 +227,13 @@ def test_gate_run_grid_artifact_skip_and_errors(remote, tmp_path, monkeypatch):
         gate_run(results_files(tmp_path / "r4", 0.8), tmp_path / "g4", str(tmp_path / "missing.git"), [], 0.0)
     assert "s3cr3t" not in str(e.value)
     assert not (tmp_path / "g3").exists() and not (tmp_path / "g4").exists()  # nothing half-written
+
+
+@pytest.mark.parametrize("score, message", [(57.3, "scores are fractions in [0, 1] (summary.json's scale), got 57.3"),
+                                            (-3.5, "got -3.5"), (float("nan"), "expected a finite number"),
+                                            ("0.7", "expected a finite number, got '0.7'")])
+def test_scores_outside_the_summary_scale_are_refused(repo, tmp_path, score, message):
+    s = summary(tmp_path / "s.json", xnli={"none": score, "squad": 0.75}, grid={"none": 0.7, "squad": 0.7})
+    with pytest.raises(PromotionError, match=re.escape(message)):
+        promote(repo, s, target="xnli", condition="none", out=None)
+    assert tags(repo) == []

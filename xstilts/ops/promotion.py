@@ -31,7 +31,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 from xstilts.errors import XstiltsError
-from xstilts.io import atomic_write_text, write_json
+from xstilts.io import atomic_write_text, shorten, write_json
 
 
 STAGE = "prod"
@@ -59,8 +59,11 @@ def _md5(path: Path) -> str:
 
 
 def _score(value: Any, where: str) -> float:
+    """A score as summary.json holds it: a fraction in [0, 1] (57.3 is a percentage, -3.5 no score at all)."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise PromotionError(f"{where}: expected a finite number, got {value!r}")
+        raise PromotionError(f"{where}: expected a finite number, got {shorten(value)}")
+    if not 0 <= value <= 1:
+        raise PromotionError(f"{where}: scores are fractions in [0, 1] (summary.json's scale), got {value!r}")
     return float(value)
 
 
