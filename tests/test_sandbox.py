@@ -105,10 +105,59 @@ HOSTILE = {
             sys.stdout.write("x" * 65536)
     """),
 }
+# Memory that RLIMIT_DATA does not count: files in the tmpfs /dev/shm and /tmp, POSIX shared memory, shared anonymous
+# mappings. Each exits 0 (passes) only if it got more than the sandbox allows.
+HOSTILE |= {
+    "shm_files": hostile("""
+        import sys
+        written = 0
+        try:
+            for j in range(200):
+                with open(f"/dev/shm/f{j}", "wb") as f:
+                    for _ in range(8):
+                        f.write(bytes(1 << 20))
+                        written += 1
+        except OSError:
+            pass
+        sys.exit(0 if written > 300 else 1)
+    """),
+    "posix_shm": hostile("""
+        import sys
+        from multiprocessing import shared_memory
+        block = shared_memory.SharedMemory(create=True, size=1 << 30)
+        for i in range(0, 1 << 30, 4096):
+            block.buf[i] = 1
+        sys.exit(0)
+    """),
+    "shared_mmap": hostile("""
+        import mmap, sys
+        m = mmap.mmap(-1, 1 << 30, flags=mmap.MAP_SHARED | mmap.MAP_ANONYMOUS)
+        for i in range(0, 1 << 30, 4096):
+            m[i] = 1
+        sys.exit(0)
+    """),
+    "tmp_files": hostile("""
+        import sys
+        written = 0
+        try:
+            for j in range(200):
+                with open(f"/tmp/f{j}", "wb") as f:
+                    for _ in range(8):
+                        f.write(bytes(1 << 20))
+                        written += 1
+        except OSError:
+            pass
+        sys.exit(0 if written > 300 else 1)
+    """),
+}
+
 EXPECTED = {"fork_bomb": {"failed", "timeout", "killed"}, "infinite_loop": {"timeout"}, "memory_bomb": {"memory"},
             "write_outside": {"failed"}, "network": {"failed"}, "read_secret": {"failed"},
             "kill_parent": {"failed", "killed"}, "escape_daemon": {"failed"},
-            "output_flood": {"failed", "killed"}}  # CPython ignores SIGXFSZ: its write fails with EFBIG instead
+            "output_flood": {"failed", "killed"},  # CPython ignores SIGXFSZ: its write fails with EFBIG instead
+            # ENOSPC or ENOMEM (failed/memory), or SIGBUS on touching a page the full tmpfs cannot back (killed)
+            "shm_files": {"failed"}, "tmp_files": {"failed"}, "posix_shm": {"failed", "memory", "killed"},
+            "shared_mmap": {"failed", "memory", "killed"}}
 # The same attacks in compiled languages: a C++ fork bomb, a Java memory bomb, a JavaScript busy loop.
 COMPILED = {
     "cpp_fork_bomb": ({"task_id": "shell/cpp", "language": "cpp", "prompt": "#include <unistd.h>\n",
@@ -251,3 +300,26 @@ def test_timeout_kills_the_whole_tree_before_returning():
                          limits=Limits(wall_s=0.5))
         assert result.timed_out and result.exit_code is None
         assert uid_processes([UID_BASE + slot]) == []  # no waiting: the namespace is empty when run() returns
+
+
+def test_a_delegated_cgroup_caps_each_program(monkeypatch, tmp_path):
+    """With XSTILTS_SANDBOX_CGROUP (a delegated cgroup v2 folder) each program runs in a cgroup of its own whose
+    memory.max counts everything (shared memory, tmpfs pages, kernel memory); here a folder stands in for cgroupfs."""
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu memory pids\n")
+    monkeypatch.setenv(sandbox_module.CGROUP_ENV, str(root))
+    limits = Limits(memory_mb=256, tmp_mb=64, shm_mb=16, nproc=20)
+    with sandbox_module.program_cgroup(limits) as group:
+        assert group.parent == root
+        assert (group / "memory.max").read_text() == f"{(256 + 64 + 16) << 20}\n"
+        for file in group.iterdir():  # cgroupfs's interface files do not keep rmdir from removing a cgroup
+            file.unlink()
+    assert not group.exists()  # removed once the program is gone
+    (root / "cgroup.controllers").write_text("cpu pids\n")
+    with pytest.raises(SandboxUnavailableError, match="not a writable cgroup v2 folder with the memory controller"):
+        with sandbox_module.program_cgroup(limits):
+            pass
+    monkeypatch.delenv(sandbox_module.CGROUP_ENV)
+    with sandbox_module.program_cgroup(limits) as group:
+        assert group is None  # rlimits and size-capped tmpfs only

@@ -23,7 +23,7 @@ from xstilts.errors import XstiltsError
 from xstilts.codeexec.sandbox import SANDBOX_PATH, SYSTEM_DIRS, Limits, RunResult, Sandbox, with_wall
 
 
-REPO_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "node" / "node_modules"  # `make toolchains`
+REPO_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "node" / "node_modules"  # `make toolchains`
 STATUSES = ("passed", "failed", "timeout", "compile_error", "killed", "memory")
 # Out-of-memory as each runtime reports it under RLIMIT_DATA (CPython, V8, the JVM, libstdc++, the Go runtime, libc).
 MEMORY_MARKERS = ("MemoryError", "heap out of memory", "Fatal process out of memory", "OutOfMemoryError",
@@ -59,6 +59,10 @@ class Language:
     env: Callable[[Toolchain], dict[str, str]] = lambda tc: {}
     python_harness: bool = False  # append check(entry_point), as HumanEval/MBPP tests only define check()
     run_memory_extra_mb: int = 0  # runtimes whose own heap limit sits inside RLIMIT_DATA (JVM, V8) need headroom
+    # Address space the runtime reserves beyond its data (code, thread stacks, V8's and the JVM's reservations,
+    # Go's arenas): RLIMIT_AS is the data limit plus this, so shared mappings stay bounded too (measured: a hello
+    # world fails below about 1 GB for node, Go and the JVM with the flags below, and 256 MB for Python and C++).
+    address_space_extra_mb: int = 768
     compile_limits: Limits = field(default_factory=lambda: Limits(memory_mb=2048, nproc=256, tmp_mb=256,
                                                                   file_mb=256))
     files: Callable[[Toolchain], dict[str, str]] = lambda tc: {}  # written beside the program, e.g. Go's go.mod
@@ -150,9 +154,12 @@ def _precompile_cpp_header(toolchain: Toolchain, sandbox: Sandbox, scratch: Path
 
 
 JVM_FLAGS = ["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-XX:-UsePerfData"]
+# The JVM reserves 1 GB of compressed class space and 240 MB of code cache up front: small programs need far less,
+# and RLIMIT_AS must not be spent on reservations.
+JVM_RUN_FLAGS = [*JVM_FLAGS, "-XX:CompressedClassSpaceSize=64m", "-XX:ReservedCodeCacheSize=64m"]
 
 LANGUAGES: dict[str, Language] = {lang.name: lang for lang in (
-    Language("python", "main.py", ("python3",), python_harness=True,
+    Language("python", "main.py", ("python3",), python_harness=True, address_space_extra_mb=256,
              run=lambda tc, lim: [tc.paths["python3"], "-I", "-B", "main.py"]),
     Language("javascript", "main.js", ("node",), env=_node_env, run_memory_extra_mb=512,
              run=lambda tc, lim: [tc.paths["node"], f"--max-old-space-size={lim.memory_mb}", "main.js"]),
@@ -164,8 +171,8 @@ LANGUAGES: dict[str, Language] = {lang.name: lang for lang in (
     Language("java", "Main.java", ("javac", "java"), run_memory_extra_mb=512,
              compile=lambda tc: [tc.paths["javac"], *(f"-J{flag}" for flag in JVM_FLAGS), "-J-Xmx512m",
                                  "-encoding", "UTF-8", "-nowarn", "Main.java"],
-             run=lambda tc, lim: [tc.paths["java"], *JVM_FLAGS, f"-Xmx{lim.memory_mb}m", "-ea", "-cp", ".", "Main"]),
-    Language("cpp", "main.cpp", ("g++",), prepare=_precompile_cpp_header,
+             run=lambda tc, lim: [tc.paths["java"], *JVM_RUN_FLAGS, f"-Xmx{lim.memory_mb}m", "-ea", "-cp", ".", "Main"]),
+    Language("cpp", "main.cpp", ("g++",), prepare=_precompile_cpp_header, address_space_extra_mb=256,
              compile=lambda tc: [tc.paths["g++"], *CPP_FLAGS, *tc.compile_flags, "-o", "main", "main.cpp"],
              run=lambda tc, lim: ["./main"]),
     Language("go", "main.go", ("go",), env=_go_env, variant=_go_convention,
@@ -257,7 +264,9 @@ def execute(problem: Mapping, completion: str, sandbox: Sandbox, toolchain: Tool
             scratch: Path) -> Execution:
     """Assemble, compile (if the language compiles) and run one program in the sandbox; classify the outcome."""
     language = get_language(problem["language"]).for_problem(problem)
-    run_limits = with_wall(Limits(memory_mb=memory_mb + language.run_memory_extra_mb), timeout_s)
+    data_mb = memory_mb + language.run_memory_extra_mb
+    run_limits = with_wall(Limits(memory_mb=data_mb, address_space_mb=data_mb + language.address_space_extra_mb),
+                           timeout_s)
     # The runtime's own heap cap (-Xmx, --max-old-space-size) is the user's budget; RLIMIT_DATA adds headroom.
     runtime_limits = replace(run_limits, memory_mb=memory_mb)
     env = language.env(toolchain)

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import fcntl
 import functools
+import itertools
 import json
 import os
 import re
@@ -56,11 +57,16 @@ class Limits:
     nproc: int = 64  # RLIMIT_NPROC: processes and threads of the sandbox's uid
     nofile: int = 256  # RLIMIT_NOFILE
     tmp_mb: int = 64  # size of the private tmpfs /tmp (counted in the host's memory, so kept small)
+    shm_mb: int = 16  # size of the private tmpfs /dev/shm (POSIX shared memory, shm_open): the same
+    # RLIMIT_AS, 0 = none. RLIMIT_DATA does not count shared mappings (MAP_SHARED|MAP_ANONYMOUS, shm): the address
+    # space does, so a program's run also gets memory_mb plus its runtime's own reservations (see Language).
+    address_space_mb: int = 0
 
     def prlimit_argv(self, prlimit: str) -> list[str]:
         mb = 1 << 20
-        return [prlimit, f"--cpu={self.cpu_s}", f"--data={self.memory_mb * mb}", f"--fsize={self.file_mb * mb}",
-                f"--nproc={self.nproc}", f"--nofile={self.nofile}", "--core=0", "--"]
+        address_space = [f"--as={self.address_space_mb * mb}"] if self.address_space_mb else []
+        return [prlimit, f"--cpu={self.cpu_s}", f"--data={self.memory_mb * mb}", *address_space,
+                f"--fsize={self.file_mb * mb}", f"--nproc={self.nproc}", f"--nofile={self.nofile}", "--core=0", "--"]
 
 
 @dataclass
@@ -136,10 +142,12 @@ def _system_binds() -> list[str]:
 
 
 def _bwrap_argv(bwrap: str, workdir: Path, *, writable: bool, tmp_mb: int, env: Mapping[str, str],
-                extra_binds: Sequence[str]) -> list[str]:
+                extra_binds: Sequence[str], shm_mb: int = 16) -> list[str]:
     argv = [bwrap, BWRAP_MARK, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
             "--new-session", "--hostname", "sandbox", *_system_binds()]
-    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb << 20), "--tmpfs", "/tmp"]
+    # /tmp and /dev/shm are tmpfs, i.e. host memory: both size-capped (bwrap's own /dev/shm would have no cap).
+    argv += ["--proc", "/proc", "--dev", "/dev", "--size", str(tmp_mb << 20), "--tmpfs", "/tmp",
+             "--size", str(shm_mb << 20), "--tmpfs", "/dev/shm"]
     for path in extra_binds:  # e.g. tools under .tools/node; after the tmpfs, so that paths below /tmp work too
         argv += ["--ro-bind", path, path]
     argv += ["--bind" if writable else "--ro-bind", str(workdir), WORKDIR, "--chdir", WORKDIR, "--clearenv"]
@@ -243,7 +251,7 @@ class Sandbox:
         if bwrap:
             command = limits.prlimit_argv(self.prlimit) + _bwrap_argv(
                 self.bwrap, workdir, writable=writable, tmp_mb=limits.tmp_mb, env=full_env,
-                extra_binds=extra_binds) + list(argv)
+                extra_binds=extra_binds, shm_mb=limits.shm_mb) + list(argv)
             popen_env: dict = {}
         else:
             command = limits.prlimit_argv(self.prlimit) + list(argv)
@@ -251,10 +259,10 @@ class Sandbox:
             popen_env = {k: re.sub(rf"^({WORKDIR}|/tmp)(?=/|$)", str(workdir), v) for k, v in full_env.items()}
         with tempfile.TemporaryDirectory(prefix="xstilts-out-") as out_dir:
             out_path, err_path = Path(out_dir) / "stdout", Path(out_dir) / "stderr"
-            with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            with open(out_path, "wb") as out, open(err_path, "wb") as err, program_cgroup(limits) as cgroup:
                 start = time.monotonic()
                 exit_code = _spawn(command, cwd=workdir, env=popen_env, uid=uid, wall_s=limits.wall_s,
-                                   stdout=out, stderr=err, bwrap=bwrap)
+                                   stdout=out, stderr=err, bwrap=bwrap, cgroup=cgroup)
                 duration = time.monotonic() - start
             stdout, cut_out = _read_capped(out_path)
             stderr, cut_err = _read_capped(err_path)
@@ -264,8 +272,55 @@ class Sandbox:
         return RunResult(exit_code, timed_out, duration, stdout, stderr, cut_out or cut_err)
 
 
+CGROUP_ENV = "XSTILTS_SANDBOX_CGROUP"
+_CGROUP_SERIAL = itertools.count()
+
+
+def cgroup_root() -> Path | None:
+    """A delegated cgroup v2 folder (XSTILTS_SANDBOX_CGROUP) where each program gets a memory cgroup of its own:
+    memory.max then counts everything the program uses — shared memory, tmpfs pages, kernel memory of its files —
+    which rlimits cannot. None (rlimits only) where unset; an unusable folder is an error, not a silent fallback."""
+    value = os.environ.get(CGROUP_ENV, "")
+    if not value:
+        return None
+    root = Path(value)
+    controllers = root / "cgroup.controllers"
+    if not controllers.is_file() or "memory" not in controllers.read_text().split() or not os.access(root, os.W_OK):
+        raise SandboxUnavailableError(f"{CGROUP_ENV}={value}: not a writable cgroup v2 folder with the memory "
+                                      "controller (delegate one, e.g. systemd's Delegate=yes, or unset it)")
+    return root
+
+
+@contextlib.contextmanager
+def program_cgroup(limits: Limits) -> Iterator[Path | None]:
+    """A fresh cgroup under cgroup_root() capping memory (data + both tmpfs), swap (none) and processes; removed
+    once the program's processes are gone. None where no cgroup root is configured."""
+    root = cgroup_root()
+    if root is None:
+        yield None
+        return
+    group = root / f"xstilts-{os.getpid()}-{next(_CGROUP_SERIAL)}"
+    group.mkdir()
+    try:
+        caps = {"memory.max": (limits.memory_mb + limits.tmp_mb + limits.shm_mb) << 20, "memory.swap.max": 0,
+                "pids.max": limits.nproc}
+        for name, value in caps.items():
+            if (group / name).exists() or name == "memory.max":
+                (group / name).write_text(f"{value}\n")
+        yield group
+    finally:
+        for _ in range(50):  # the kernel refuses to remove a cgroup until its last process has exited
+            try:
+                group.rmdir()
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
 def _spawn(command: list[str], *, cwd: Path, env: dict, uid: int | None, wall_s: float, stdout, stderr,
-           bwrap: bool) -> int | None:
+           bwrap: bool, cgroup: Path | None = None) -> int | None:
     """Run `command` (prlimit [+ bwrap] + program) to its end or the wall-clock limit; None when it timed out.
     Returns only once every process of the sandbox is gone."""
     info_read, info_write = os.pipe() if bwrap else (-1, -1)
@@ -277,6 +332,8 @@ def _spawn(command: list[str], *, cwd: Path, env: dict, uid: int | None, wall_s:
         # A session of its own, so that killpg reaches every process left in the group.
         proc = subprocess.Popen(command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
                                 start_new_session=True, pass_fds=(info_write,) if bwrap else (), **_user_kwargs(uid))
+        if cgroup is not None:  # at once, before prlimit has exec'd bwrap and the program
+            (cgroup / "cgroup.procs").write_text(f"{proc.pid}\n")
         if bwrap:
             os.close(info_write)
             info_write = -1
