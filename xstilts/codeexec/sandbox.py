@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
+from xstilts.env import sandbox_uid_base
 from xstilts.errors import XstiltsError
 
 
@@ -37,7 +38,7 @@ SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib32", "/lib6
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 WORKDIR = "/sandbox"  # where the program's own directory appears inside the sandbox
 # Dedicated uids for sandbox slots when the evaluator is root: far above any distribution's user range.
-UID_BASE = int(os.environ.get("XSTILTS_SANDBOX_UID_BASE", "2000000"))
+UID_BASE = sandbox_uid_base()
 BWRAP_MARK = "<info-fd>"  # replaced by `--info-fd N` once the pipe exists
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 OUTPUT_KEEP = 4096  # bytes of stdout/stderr kept in a result (head and tail)
