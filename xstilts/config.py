@@ -32,7 +32,7 @@ def _ops_defaults() -> dict:
         "promotion_condition": "",
         # DVC remote (URL or name) that trained and ONNX models are pushed to; empty: not pushed.
         "dvc_remote": "",
-        # Code generation targets: sampling, pass@k and sandbox settings (xstilts.evaluation.GENERATION_DEFAULTS).
+        # Code generation targets: sampling, pass@k, sandbox settings (xstilts.evaluate.zero_shot.GENERATION_DEFAULTS).
         "generation": {},
     }
 
@@ -211,6 +211,15 @@ def split_csv(value: str | None) -> list[str] | None:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
 
+
+# Kubeflow names shared by pipelines/xstilts.py (which compiles the pipeline), pipelines/ops.py (which operates it)
+# and the CLI's defaults. Here, not in pipelines/, so that pipelines/ops.py and the CLI need not import the
+# components (and kfp) to know them.
+PIPELINE_NAME = "xstilts"
+PIPELINE_FILE = Path("pipelines/compiled/xstilts.yaml")  # relative to the repository root, where the CLI runs
+KFP_NAMESPACE = "xstilts"  # the Kubeflow profile namespace
+KFP_EXPERIMENT = "xstilts"
+KFP_SERVICE_ACCOUNT = "xstilts-pipeline-runner"  # k8s/base/serviceaccount.yaml
 
 KEEP_CHECKPOINTS = 2
 SAMPLING = ("proportional", "temperature")
