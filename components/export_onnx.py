@@ -9,7 +9,7 @@ def export_onnx(model: Input[Model], onnx_model: Output[Model], report: Output[M
                 tolerance: float = 1e-4, dvc_remote: str = ""):
     """Export to ONNX with dynamic batch/sequence axes; fail unless ONNX matches PyTorch within `tolerance`.
     With `dvc_remote`, the ONNX folder is pushed there and its DVC md5 recorded as `dvc_md5`. Local runs reuse a
-    cached result of the same inputs, parameters and code (xstilts.stepcache)."""
+    cached result of the same inputs, parameters and code (xstilts.ops.stepcache)."""
     from xstilts.export.encoder import export_onnx as export
     from xstilts.ops.artifact_store import push_metadata
     from xstilts.provenance import metadata

@@ -10,7 +10,7 @@ def intermediate_finetune(condition: str, dataset: Input[Dataset], model_name: s
     """Fine-tune the pretrained encoder on an English intermediate task (`none`: pass the pretrained model through),
     data-parallel over every GPU of the pod (torchrun; one process on one GPU or a CPU). With `dvc_remote`, the model
     folder is pushed there and its DVC md5 recorded as `dvc_md5`. Local runs reuse a cached result of the same
-    inputs, parameters and code (xstilts.stepcache)."""
+    inputs, parameters and code (xstilts.ops.stepcache)."""
     from functools import partial
 
     from xstilts.ops.artifact_store import push_metadata

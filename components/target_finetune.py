@@ -10,7 +10,7 @@ def target_finetune(target_task: str, dataset: Input[Dataset], intermediate_mode
     """Fine-tune the intermediate model's encoder (heads dropped) on the target task's English data (retrieval
     targets: the encoder passes through untrained), data-parallel over every GPU of the pod (torchrun; one process
     on one GPU or a CPU). With `dvc_remote`, the model folder is pushed there and its DVC md5 recorded as `dvc_md5`.
-    Local runs reuse a cached result of the same inputs, parameters and code (xstilts.stepcache)."""
+    Local runs reuse a cached result of the same inputs, parameters and code (xstilts.ops.stepcache)."""
     from functools import partial
 
     from xstilts.ops.artifact_store import push_metadata

@@ -11,8 +11,8 @@ def validate_data(target_tasks: list, conditions: list, data: str, task_data: di
     """Load every target and intermediate task's splits into canonical Parquet and check them with great-expectations.
 
     `data`/`task_data` come pinned from the resolve step; `data_md5` (its content md5) is here so that it is part of
-    this step's caching key (KFP's, and locally xstilts.stepcache's); `data_repo`/`data_rev` are recorded as the user
-    asked for them."""
+    this step's caching key (KFP's, and locally xstilts.ops.stepcache's); `data_repo`/`data_rev` are recorded as the
+    user asked for them."""
     from xstilts.provenance import metadata
     from xstilts.ops.stepcache import run_cached
     from xstilts.data.validate import validate_experiment

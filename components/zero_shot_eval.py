@@ -10,7 +10,7 @@ def zero_shot_eval(onnx_model: Input[Model], dataset: Input[Dataset], results: O
                    generation: dict = {}):
     """Score the ONNX model in onnxruntime on every evaluation language's test split (the task kind's metric; code
     generation: sampled completions executed in the sandbox, pass@k, with the `generation` settings). Local runs reuse
-    a cached result of the same inputs, parameters and code (xstilts.stepcache)."""
+    a cached result of the same inputs, parameters and code (xstilts.ops.stepcache)."""
     from xstilts.evaluate.zero_shot import zero_shot_eval as evaluate
     from xstilts.provenance import metadata
     from xstilts.ops.stepcache import run_cached

@@ -8,8 +8,7 @@ import warnings
 from pathlib import Path
 
 from xstilts.errors import XstiltsError
-from xstilts.env import cache_dir
-from xstilts.ops.stepcache import ENV as STEP_CACHE_ENV
+from xstilts import env as xenv
 
 # How many steps run at once. kfp.local itself runs at most 2 iterations of each dsl.ParallelFor at once
 # (ParallelExecutor.conservative_max, not a setting): with the tiny preset's three conditions the third waited for a
@@ -18,7 +17,6 @@ from xstilts.ops.stepcache import ENV as STEP_CACHE_ENV
 # while a step starts up or writes, but not 9 processes thrashing 2 cores' caches. Each step gets
 # cores // LOCAL_PARALLEL_STEPS torch/OpenMP threads (at least 1).
 LOCAL_PARALLEL_STEPS = min(8, 2 * (os.cpu_count() or 1))
-FORK_ENV = "XSTILTS_FORKSERVER"  # 0: every step a fresh interpreter, as kfp.local starts them
 
 
 class PipelineFailed(XstiltsError):
@@ -27,7 +25,7 @@ class PipelineFailed(XstiltsError):
 
 def default_step_cache() -> Path:
     """Where local runs cache steps unless XSTILTS_STEP_CACHE says otherwise: <cache_dir>/steps (~/.cache/xstilts)."""
-    return cache_dir() / "steps"
+    return xenv.cache_dir() / "steps"
 
 
 @contextlib.contextmanager
@@ -88,8 +86,8 @@ def run_local(params: dict, workdir: Path, cache: bool = True) -> Path:
     """Run every step locally; returns the report directory (report.html, report.md, heatmap.png, summary.json).
 
     Checkpoints go to <workdir>/checkpoints (so a killed run resumes), artifacts to <workdir>/kfp/<run>/. With
-    `cache`, steps whose inputs, parameters and code are unchanged reuse their cached outputs (xstilts.stepcache) from
-    $XSTILTS_STEP_CACHE, default <cache_dir>/steps; without it every step runs.
+    `cache`, steps whose inputs, parameters and code are unchanged reuse their cached outputs (xstilts.ops.stepcache)
+    from $XSTILTS_STEP_CACHE, default <cache_dir>/steps; without it every step runs.
     """
     from kfp import local
 
@@ -104,16 +102,16 @@ def run_local(params: dict, workdir: Path, cache: bool = True) -> Path:
     params["data"] = absolute(params["data"])
     params["task_data"] = {task: absolute(root) for task, root in params["task_data"].items()}
     env = {
-        "XSTILTS_CHECKPOINTS": os.environ.get("XSTILTS_CHECKPOINTS") or str(workdir / "checkpoints"),
+        xenv.CHECKPOINTS: str(xenv.checkpoints_dir(default=workdir / "checkpoints")),
         # LOCAL_PARALLEL_STEPS steps share the cores instead of oversubscribing them.
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")
         or str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLEL_STEPS)),
-        STEP_CACHE_ENV: (os.environ.get(STEP_CACHE_ENV) or str(default_step_cache())) if cache else None,
+        xenv.STEP_CACHE: str(xenv.step_cache_dir() or default_step_cache()) if cache else None,
     }
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"),
                raise_on_error=True)
     original_print = builtins.print
-    with warnings.catch_warnings(), _environ(env), _parallel_steps(LOCAL_PARALLEL_STEPS, fork=os.environ.get(FORK_ENV) != "0"):
+    with warnings.catch_warnings(), _environ(env), _parallel_steps(LOCAL_PARALLEL_STEPS, fork=xenv.forkserver_enabled()):
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")  # our image is a Python image
         # GPU, resource and kfp-kubernetes settings are for the cluster; kfp.local says so once per task.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")

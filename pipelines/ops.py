@@ -1,5 +1,5 @@
 """Operate the compiled pipeline on a Kubeflow Pipelines endpoint through `kfp.Client`: upload it (or a new version
-of it), submit a run, schedule a recurring run, list recent runs, audit a run's lineage. `pipelines/cli.py` wraps
+of it), submit a run, schedule a recurring run, list recent runs, audit a run's lineage. `xstilts/cli/kfp.py` wraps
 these as `xstilts upload`, `submit`, `schedule`, `runs` and `lineage RUN_ID --host`.
 
 Parameters are checked against the compiled pipeline's root inputs before any request. Failures become XstiltsErrors
@@ -22,15 +22,15 @@ from typing import Iterable, Iterator, Optional
 
 import yaml
 
+from xstilts.config import KFP_EXPERIMENT, KFP_NAMESPACE, KFP_SERVICE_ACCOUNT, PIPELINE_FILE, PIPELINE_NAME
 from xstilts.errors import ConfigError, XstiltsError
 from xstilts.provenance import LINEAGE_FILE, LineageError
 from xstilts.ops.lineage import link
 
-DEFAULT_NAMESPACE = "xstilts"
-DEFAULT_PIPELINE_NAME = "xstilts"  # PIPELINE_NAME in pipelines/xstilts.py (not imported: that pulls in the components)
-DEFAULT_EXPERIMENT = "xstilts"
-DEFAULT_SERVICE_ACCOUNT = "xstilts-pipeline-runner"  # k8s/base/serviceaccount.yaml
-PIPELINE_FILE = Path("pipelines/compiled/xstilts.yaml")
+DEFAULT_NAMESPACE = KFP_NAMESPACE
+DEFAULT_PIPELINE_NAME = PIPELINE_NAME
+DEFAULT_EXPERIMENT = KFP_EXPERIMENT
+DEFAULT_SERVICE_ACCOUNT = KFP_SERVICE_ACCOUNT
 _PACKAGED_FILE = Path(__file__).resolve().parent / "compiled" / "xstilts.yaml"
 REQUEST_TIMEOUT = (10, 120)  # seconds to connect, to read an answer (kfp.Client sets none: it would wait forever)
 API_PREFIX = "/apis/v2beta1"
@@ -538,7 +538,7 @@ class RunLineage:
     name: str
     state: str
     url: str
-    artifacts: list  # linked lineage nodes (xstilts.lineage.link) plus uri, artifact_id, output, task_name, task_state
+    artifacts: list  # linked lineage nodes (xstilts.ops.lineage.link) plus uri, artifact_id, output, task_name, task_state
     not_verified: list  # what could not be checked, one sentence each
 
 

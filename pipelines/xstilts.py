@@ -34,12 +34,12 @@ from components.target_finetune import target_finetune
 from components.trainjob_launcher import trainjob_launcher
 from components.validate_data import validate_data
 from components.zero_shot_eval import zero_shot_eval
-from xstilts.config import XTREME_GRID
+from xstilts import env
+from xstilts.config import PIPELINE_NAME, XTREME_GRID
 from xstilts.errors import ConfigError
 
 COMPILED = Path(__file__).parent / "compiled" / "xstilts.yaml"
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
-PIPELINE_NAME = "xstilts"
 
 # Cluster defaults: the `xtreme-grid` preset (Phang et al. 2020's design on XLM-R Large), editable per run in the UI.
 CLUSTER_DEFAULTS = XTREME_GRID
@@ -99,7 +99,7 @@ REGISTRY_SECRET = "xstilts-registry"  # git credentials for the promotion gate (
 # Credentials (and a MinIO endpoint) for pushing models to `dvc_remote`: each key becomes the env var of the same name
 # (k8s/base/dvc-remote-secret.template.yaml). Optional, so runs without the Secret (or without a remote) still start.
 DVC_REMOTE_SECRET = "xstilts-dvc-remote"
-DVC_REMOTE_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "XSTILTS_DVC_REMOTE_ENDPOINT")
+DVC_REMOTE_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", env.DVC_REMOTE_ENDPOINT)
 
 
 def _dvc_remote_env(task: dsl.PipelineTask) -> dsl.PipelineTask:
@@ -237,7 +237,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
         gate.set_caching_options(False)  # the registry moves between runs: always decide against today's prod
         gate.set_display_name("promotion gate")
         kubernetes.use_secret_as_env(gate, secret_name=REGISTRY_SECRET, optional=True,
-                                     secret_key_to_env={"token": "XSTILTS_GIT_TOKEN", "username": "XSTILTS_GIT_USER"})
+                                     secret_key_to_env={"token": env.GIT_TOKEN, "username": env.GIT_USER})
         reported = _cpu_step(report_op(results=dsl.Collected(gathered.outputs["gathered"]),
                                        decision=gate.outputs["decision"]))
         reported.set_display_name("report")

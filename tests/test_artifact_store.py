@@ -1,4 +1,4 @@
-"""Model folders in a DVC remote (xstilts/artifact_store.py): a real local DVC remote, `dvc` itself as the judge of
+"""Model folders in a DVC remote (xstilts/ops/artifact_store.py): a real local DVC remote, `dvc` itself as the judge of
 the md5, the components with `dvc_remote`, the compiled pipeline's Secret references, and an S3 remote served by
 moto on loopback."""
 

@@ -154,7 +154,7 @@ def test_runner_rbac_is_least_privilege(tree):
         (("",), ("pods",), (), ("get",)),
         (("",), ("configmaps",), ("kfp-launcher",), ("get",)),
         (("",), ("secrets",), ("mlpipeline-minio-artifact",), ("get",)),
-        # the TrainJob launcher (xstilts/trainjob.py)
+        # the TrainJob launcher (xstilts/ops/trainjob.py)
         (("trainer.kubeflow.org",), ("trainjobs",), (), ("create", "delete", "get")),
         (("trainer.kubeflow.org",), ("trainingruntimes",), (), ("get",)),
         (("",), ("pods",), (), ("list",)),

@@ -1,4 +1,4 @@
-"""xstilts.metrics against independent transcriptions of the official scripts (which report percentages).
+"""xstilts.kinds.metrics against independent transcriptions of the official scripts (which report percentages).
 
 The reference functions below are written in the style of the official scripts: SQuAD v1.1 `evaluate-v1.1.py`,
 MLQA `mlqa_evaluation_v1.py`, and XTREME's `third_party/utils_retrieve.py` (LASER margin mining, bucc_optimize,

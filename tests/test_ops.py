@@ -571,7 +571,7 @@ class FakeRun:
     def __init__(self, fake: FakeKfp, root: Path, with_metadata: bool = False):
         from xstilts import provenance
 
-        self.fake, self.store, self.lineage = fake, root / "store", provenance
+        self.fake, self.store, self.provenance = fake, root / "store", provenance
         self.with_metadata, self.tasks, self.ids, self.records = with_metadata, [], itertools.count(101), {}
         self.by_step = {}
         fake.store = self.store

@@ -118,9 +118,12 @@ def test_multi_gpu_pods_and_multi_node_trainjobs(tmp_path):
 
 
 def test_library_never_imports_kfp():
+    # The Kubeflow commands of the CLI (xstilts/cli/kfp.py) call into pipelines/, but only inside each command,
+    # so importing them (every other command, `--help`) loads no kfp: there only module-level imports are checked.
+    commands = REPO / "xstilts" / "cli" / "kfp.py"
     for path in (REPO / "xstilts").rglob("*.py"):
         tree = ast.parse(path.read_text())
-        for node in ast.walk(tree):
+        for node in (tree.body if path == commands else ast.walk(tree)):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             assert not any(n.split(".")[0] in ("kfp", "components", "pipelines") for n in names), f"{path} imports {names}"

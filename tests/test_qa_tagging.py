@@ -1,4 +1,4 @@
-"""QA windowing/decoding (xstilts.qa) and tag alignment/decoding (xstilts.tagging) on real fast tokenizers:
+"""QA windowing/decoding (xstilts.kinds.qa) and tag alignment/decoding (xstilts.kinds.tagging) on real fast tokenizers:
 the tiny XLM-R-style one (BPE + Metaspace + NFKC) and a BERT-style WordPiece one built here."""
 
 from __future__ import annotations

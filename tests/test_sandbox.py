@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from xstilts import env
 from xstilts.codeexec import sandbox as sandbox_module
 from xstilts.codeexec.harness import Sample, evaluate
 from xstilts.sampledata.code_fixtures import fixture_problems
@@ -308,7 +309,7 @@ def test_a_delegated_cgroup_caps_each_program(monkeypatch, tmp_path):
     root = tmp_path / "cgroup"
     root.mkdir()
     (root / "cgroup.controllers").write_text("cpu memory pids\n")
-    monkeypatch.setenv(sandbox_module.CGROUP_ENV, str(root))
+    monkeypatch.setenv(env.SANDBOX_CGROUP, str(root))
     limits = Limits(memory_mb=256, tmp_mb=64, shm_mb=16, nproc=20)
     with sandbox_module.program_cgroup(limits) as group:
         assert group.parent == root
@@ -320,6 +321,6 @@ def test_a_delegated_cgroup_caps_each_program(monkeypatch, tmp_path):
     with pytest.raises(SandboxUnavailableError, match="not a writable cgroup v2 folder with the memory controller"):
         with sandbox_module.program_cgroup(limits):
             pass
-    monkeypatch.delenv(sandbox_module.CGROUP_ENV)
+    monkeypatch.delenv(env.SANDBOX_CGROUP)
     with sandbox_module.program_cgroup(limits) as group:
         assert group is None  # rlimits and size-capped tmpfs only

@@ -1,4 +1,4 @@
-"""The local step cache (xstilts.stepcache): misses run and store, hits restore outputs and the return value, and any
+"""The local step cache (xstilts.ops.stepcache): misses run and store, hits restore outputs and the return value, and any
 change of input content, parameters or code is a miss; `xstilts run --local` twice reuses every cacheable step."""
 
 import json

@@ -327,6 +327,15 @@ def split_csv(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
+# Kubeflow names shared by pipelines/xstilts.py (which compiles the pipeline), pipelines/ops.py (which operates it)
+# and the CLI's defaults. Here, not in pipelines/, so that pipelines/ops.py and the CLI need not import the
+# components (and kfp) to know them.
+PIPELINE_NAME = "xstilts"
+PIPELINE_FILE = Path("pipelines/compiled/xstilts.yaml")  # relative to the repository root, where the CLI runs
+KFP_NAMESPACE = "xstilts"  # the Kubeflow profile namespace
+KFP_EXPERIMENT = "xstilts"
+KFP_SERVICE_ACCOUNT = "xstilts-pipeline-runner"  # k8s/base/serviceaccount.yaml
+
 KEEP_CHECKPOINTS = 2
 
 

@@ -11,6 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from xstilts import env
 from xstilts.errors import XstiltsError
 from xstilts.io import OUTPUT_MARKER, read_json, write_json
 
@@ -70,8 +71,8 @@ def code_version() -> dict[str, str | None]:
     else xstilts.__version__; "image": $XSTILTS_IMAGE or None}."""
     from xstilts import __version__
 
-    commit = os.environ.get("XSTILTS_COMMIT") or _git_head(str(Path(__file__).resolve().parent)) or __version__
-    return {"code_commit": commit, "image": os.environ.get("XSTILTS_IMAGE") or None}
+    commit = env.code_commit() or _git_head(str(Path(__file__).resolve().parent)) or __version__
+    return {"code_commit": commit, "image": env.image()}
 
 
 def _jsonable(value: Any) -> Any:

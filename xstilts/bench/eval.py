@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+from xstilts import env
 from xstilts.errors import ConfigError
 from xstilts.io import atomic_dir, read_json, write_json
 from xstilts.kinds.base import Runner, run_batched
@@ -33,10 +34,6 @@ SHAPES = {
     "large": dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096),
 }
 BASELINE = "pytorch-eager-fp32"
-
-
-def progress_disabled() -> bool:
-    return os.environ.get("XSTILTS_NO_PROGRESS") == "1"
 
 
 def cuda_usable() -> bool:
@@ -316,7 +313,7 @@ def _bench_eval(model, task, examples, batch_size, threads, repeats, shape, data
         results = []
         baseline_logits = None
         for name, make, fused_ops, note, size in tqdm(setups, desc="bench eval", unit="setup",
-                                                     disable=progress_disabled()):
+                                                     disable=not env.progress_enabled()):
             logits, seconds = time_setup(make(), sequences, tokenizer.pad_token_id, batch_size, repeats)
             if baseline_logits is None:
                 baseline_logits = logits

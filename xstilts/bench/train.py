@@ -19,7 +19,6 @@ noise?), and English dev accuracy after training.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import resource
 import tempfile
 import time
@@ -28,7 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from tqdm.auto import tqdm
-from xstilts.bench.eval import SHAPES, device_description, progress_disabled
+from xstilts import env
+from xstilts.bench.eval import SHAPES, device_description
 from xstilts.errors import ConfigError, XstiltsError
 from xstilts.io import read_json, write_json
 from xstilts.sampledata.generate import SAMPLE_LANGUAGES
@@ -226,7 +226,7 @@ def run_trainer(spec: dict) -> dict:
 
 
 def run_loop(spec: dict) -> dict:
-    """A setup of the project's training loop (xstilts.training.train) with the spec's TrainConfig changes."""
+    """A setup of the project's training loop (xstilts.train.loop.train) with the spec's TrainConfig changes."""
     import pandas as pd
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -265,7 +265,7 @@ def run_loop(spec: dict) -> dict:
 
 
 def _child(spec: dict, out: str) -> None:
-    os.environ["XSTILTS_NO_PROGRESS"] = "1"
+    env.disable_progress()
     try:
         write_json(out, {"ok": True, **run_setup(spec)})
     except Exception as error:  # reported by the parent with the setup's name
@@ -369,7 +369,7 @@ def bench_train(shape: str | None = None, steps: int = 0, batch_size: int = 32, 
         init = initial_model(shape, labels, work / "init")
         peak = peak_tflops or matmul_peak_tflops(cuda, threads)
         results = []
-        progress = tqdm(plan, desc="bench train", unit="setup", disable=progress_disabled())
+        progress = tqdm(plan, desc="bench train", unit="setup", disable=not env.progress_enabled())
         for index, (name, note, change, cuda_only) in enumerate(progress):
             progress.set_postfix(setup=name, refresh=True)
             if cuda_only and not cuda:

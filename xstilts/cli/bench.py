@@ -1,5 +1,5 @@
-"""`xstilts bench ...`: speed benchmarks that print a table and write JSON. One command per benchmark on the
-`bench_app` sub-app (add another with `@app.command("name")`)."""
+"""`xstilts bench eval` and `xstilts bench train`: speed benchmarks that print a table and write JSON. One command
+per benchmark (add another with `@app.command("name")`); each imports torch and its benchmark module when it runs."""
 
 from __future__ import annotations
 

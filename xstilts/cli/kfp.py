@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from xstilts.cli.common import PARAMS_HELP, console, friendly_errors
-from xstilts.config import split_csv
+from xstilts.config import (KFP_EXPERIMENT, KFP_NAMESPACE, KFP_SERVICE_ACCOUNT, PIPELINE_FILE, PIPELINE_NAME, split_csv)
 
 
 app = typer.Typer()
@@ -59,7 +59,7 @@ def run(
 @app.command("compile")
 @friendly_errors
 def compile_(
-    out: Path = typer.Option(Path("pipelines/compiled/xstilts.yaml"), help="Where to write the pipeline YAML."),
+    out: Path = typer.Option(PIPELINE_FILE, help="Where to write the pipeline YAML."),
     image: Optional[str] = typer.Option(None, help="Component image (built by docker/Dockerfile). Default: the release image."),
     gpus: int = typer.Option(1, help="GPUs per training/eval pod (training steps run torchrun over all of them), "
                              "and per node with --num-nodes."),
@@ -96,7 +96,7 @@ def _host_option():
 
 
 def _namespace_option():
-    return typer.Option("xstilts", "--namespace", help="Namespace (Kubeflow profile) of the pipeline, experiments and runs.")
+    return typer.Option(KFP_NAMESPACE, "--namespace", help="Namespace (Kubeflow profile) of the pipeline, experiments and runs.")
 
 
 def _token_option():
@@ -106,7 +106,7 @@ def _token_option():
 
 
 def _pipeline_file_option():
-    return typer.Option(Path("pipelines/compiled/xstilts.yaml"), "--pipeline-file",
+    return typer.Option(PIPELINE_FILE, "--pipeline-file",
                         help="Compiled pipeline YAML (`xstilts compile`).")
 
 
@@ -135,7 +135,7 @@ def _print_params(params: dict) -> None:
 @app.command()
 @friendly_errors
 def upload(
-    name: str = typer.Option("xstilts", "--name", help="Pipeline name in Kubeflow."),
+    name: str = typer.Option(PIPELINE_NAME, "--name", help="Pipeline name in Kubeflow."),
     version: Optional[str] = typer.Option(None, "--version", help="Version name when the pipeline exists. "
                                           "Default: UTC timestamp + short git commit."),
     pipeline_file: Path = _pipeline_file_option(),
@@ -160,14 +160,14 @@ def upload(
 @app.command()
 @friendly_errors
 def submit(
-    experiment: str = typer.Option("xstilts", "--experiment", help="Experiment to run in (created if missing)."),
+    experiment: str = typer.Option(KFP_EXPERIMENT, "--experiment", help="Experiment to run in (created if missing)."),
     run_name: Optional[str] = typer.Option(None, "--run-name", help="Run name. Default: `xstilts <date time>`."),
     param: Optional[List[str]] = _param_option(),
     params: Optional[Path] = _params_file_option(),
     version_id: Optional[str] = typer.Option(None, "--version-id", help="Run this uploaded pipeline version "
                                              "(`xstilts upload` prints it) instead of sending the pipeline file."),
-    pipeline_name: str = typer.Option("xstilts", "--pipeline-name", help="Pipeline that --version-id belongs to."),
-    service_account: str = typer.Option("xstilts-pipeline-runner", "--service-account",
+    pipeline_name: str = typer.Option(PIPELINE_NAME, "--pipeline-name", help="Pipeline that --version-id belongs to."),
+    service_account: str = typer.Option(KFP_SERVICE_ACCOUNT, "--service-account",
                                         help="Service account of the run's pods ('' for the namespace default)."),
     pipeline_file: Path = _pipeline_file_option(),
     host: Optional[str] = _host_option(),
@@ -191,14 +191,14 @@ def submit(
 def schedule(
     cron: str = typer.Option(..., "--cron", help="6-field cron, seconds first: '0 0 3 * * 0' = Sundays 03:00 "
                              "(the scheduler's time zone, normally UTC)."),
-    name: str = typer.Option("xstilts schedule", "--name", help="Recurring run name."),
-    experiment: str = typer.Option("xstilts", "--experiment", help="Experiment of the runs (created if missing)."),
+    name: str = typer.Option(f"{PIPELINE_NAME} schedule", "--name", help="Recurring run name."),
+    experiment: str = typer.Option(KFP_EXPERIMENT, "--experiment", help="Experiment of the runs (created if missing)."),
     param: Optional[List[str]] = _param_option(),
     params: Optional[Path] = _params_file_option(),
     version_id: Optional[str] = typer.Option(None, "--version-id", help="Schedule this uploaded pipeline version "
                                              "instead of sending the pipeline file."),
-    pipeline_name: str = typer.Option("xstilts", "--pipeline-name", help="Pipeline that --version-id belongs to."),
-    service_account: str = typer.Option("xstilts-pipeline-runner", "--service-account",
+    pipeline_name: str = typer.Option(PIPELINE_NAME, "--pipeline-name", help="Pipeline that --version-id belongs to."),
+    service_account: str = typer.Option(KFP_SERVICE_ACCOUNT, "--service-account",
                                         help="Service account of the runs' pods ('' for the namespace default)."),
     pipeline_file: Path = _pipeline_file_option(),
     host: Optional[str] = _host_option(),

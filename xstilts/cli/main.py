@@ -13,13 +13,14 @@ from xstilts.cli import artifacts, bench, code, data, kfp, ops, steps
 
 app = typer.Typer(help="xstilts: English intermediate-task training for zero-shot cross-lingual transfer.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
+# `xstilts --help` lists commands in this order (the order they had before the groups were split into modules).
 app.add_typer(data.app)  # tasks, validate, sample-data
-app.add_typer(steps.app, name="step")  # step validate|intermediate|target|export|evaluate|report|promote
 app.add_typer(ops.app)  # promote
 app.add_typer(code.app)  # code-eval, generate
+app.add_typer(kfp.app)  # run, compile, upload, submit, schedule, runs, lineage
+app.add_typer(steps.app, name="step")  # step validate|intermediate|target|export|evaluate|report|promote
 app.add_typer(artifacts.app, name="artifacts")  # artifacts push|pull
 app.add_typer(bench.app, name="bench")  # bench eval|train
-app.add_typer(kfp.app)  # run, compile, upload, submit, schedule, runs, lineage
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""`xstilts promote`: the model registry's promotion gate, by hand."""
+"""`xstilts promote`: the model registry's promotion gate (DVC GTO tags), by hand or to roll back."""
 
 from __future__ import annotations
 

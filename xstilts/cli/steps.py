@@ -1,4 +1,5 @@
-"""`xstilts step …`: one pipeline step outside Kubeflow, as dvc.yaml runs them."""
+"""`xstilts step validate|intermediate|target|export|evaluate|report|promote`: one pipeline step outside Kubeflow,
+as dvc.yaml runs them. Each imports its library module (and with it torch, where it trains or evaluates) when it runs."""
 
 from __future__ import annotations
 

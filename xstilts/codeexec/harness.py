@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from tqdm import tqdm
+from xstilts import env
 from xstilts.codeexec.languages import LANGUAGES, STATUSES, Execution, Toolchain, execute, find_toolchain
 from xstilts.errors import DataError
 from xstilts.io import atomic_dir, atomic_write_text, write_json
@@ -191,7 +192,7 @@ def evaluate(problems: dict[str, dict], samples: list[Sample], *, ks: list[int],
     with sandbox.reserve_slots(workers) as reserved, sandbox.scratch() as scratch, \
             ThreadPoolExecutor(max_workers=workers) as pool, \
             tqdm(total=len(samples), desc=desc, unit="program", dynamic_ncols=True, mininterval=1.0,
-                 disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1") as progress:
+                 disable=not env.progress_enabled()) as progress:
         for slot in reserved:
             slots.put(slot)
         uids = [sandbox.uid(slot) for slot in reserved] if sandbox.isolation.dedicated_uids else []

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from signal import SIGABRT, SIGXCPU
 from typing import Callable, Mapping
+from xstilts.env import tool_override, tool_variable
 from xstilts.errors import XstiltsError
 from xstilts.codeexec.sandbox import SANDBOX_PATH, SYSTEM_DIRS, Limits, RunResult, Sandbox, with_wall
 
@@ -189,7 +190,7 @@ def get_language(name: str) -> Language:
 
 
 def _find_tool(name: str) -> str | None:
-    override = os.environ.get("XSTILTS_" + name.upper().replace("+", "X").replace("-", "_"))
+    override = tool_override(name)
     if override:
         return override if os.access(override, os.X_OK) else None
     # The sandbox sees the system dirs only, so look there (not in the evaluator's PATH, e.g. a venv or pyenv).
@@ -208,7 +209,7 @@ def find_toolchain(language: Language) -> Toolchain:
     for tool in language.tools:
         path = _find_tool(tool)
         if path is None:
-            var = "XSTILTS_" + tool.upper().replace("+", "X")
+            var = tool_variable(tool)
             raise ToolchainMissingError(
                 f"{language.name}: toolchain executable `{tool}` not found (searched {SANDBOX_PATH}"
                 + (f" and {REPO_TOOLS / '.bin'}" if tool == "tsc" else "") + f", or set {var}); `make toolchains` "

@@ -30,6 +30,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Mapping, Sequence
+from xstilts import env
+from xstilts.env import sandbox_uid_base
 from xstilts.errors import XstiltsError
 
 
@@ -38,7 +40,7 @@ SYSTEM_DIRS = ("/usr", "/etc", "/opt", "/bin", "/sbin", "/lib", "/lib32", "/lib6
 SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 WORKDIR = "/sandbox"  # where the program's own directory appears inside the sandbox
 # Dedicated uids for sandbox slots when the evaluator is root: far above any distribution's user range.
-UID_BASE = int(os.environ.get("XSTILTS_SANDBOX_UID_BASE", "2000000"))
+UID_BASE = sandbox_uid_base()
 BWRAP_MARK = "<info-fd>"  # replaced by `--info-fd N` once the pipe exists
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
 OUTPUT_KEEP = 4096  # bytes of stdout/stderr kept in a result (head and tail)
@@ -272,7 +274,6 @@ class Sandbox:
         return RunResult(exit_code, timed_out, duration, stdout, stderr, cut_out or cut_err)
 
 
-CGROUP_ENV = "XSTILTS_SANDBOX_CGROUP"
 _CGROUP_SERIAL = itertools.count()
 
 
@@ -280,13 +281,12 @@ def cgroup_root() -> Path | None:
     """A delegated cgroup v2 folder (XSTILTS_SANDBOX_CGROUP) where each program gets a memory cgroup of its own:
     memory.max then counts everything the program uses — shared memory, tmpfs pages, kernel memory of its files —
     which rlimits cannot. None (rlimits only) where unset; an unusable folder is an error, not a silent fallback."""
-    value = os.environ.get(CGROUP_ENV, "")
-    if not value:
+    root = env.sandbox_cgroup()
+    if root is None:
         return None
-    root = Path(value)
     controllers = root / "cgroup.controllers"
     if not controllers.is_file() or "memory" not in controllers.read_text().split() or not os.access(root, os.W_OK):
-        raise SandboxUnavailableError(f"{CGROUP_ENV}={value}: not a writable cgroup v2 folder with the memory "
+        raise SandboxUnavailableError(f"{env.SANDBOX_CGROUP}={root}: not a writable cgroup v2 folder with the memory "
                                       "controller (delegate one, e.g. systemd's Delegate=yes, or unset it)")
     return root
 

@@ -13,13 +13,13 @@ sampling) happens in numpy on the returned logits, so both backends choose with 
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
 import numpy as np
 from tqdm.auto import tqdm
+from xstilts import env
 from xstilts.errors import ConfigError, DataError
 from xstilts.io import atomic_dir, atomic_write_text, read_json, write_json
 
@@ -210,7 +210,7 @@ def generate(step: Step, tokenizer, prompts: Sequence[str], config: GenerationCo
     result = GenerationResult(completions, tokens, stopped={"eos": 0, "stop_sequence": 0, "max_new_tokens": 0})
     started = time.perf_counter()
     progress = tqdm(total=len(rows), desc=desc, unit="sample", dynamic_ncols=True, mininterval=1.0,
-                    disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1")
+                    disable=not env.progress_enabled())
     for start in range(0, len(rows), config.batch_size):
         batch = rows[start:start + config.batch_size]
         width = max(len(encoded[p]) for p, _ in batch)

@@ -4,11 +4,11 @@ the task kind's decoding and metric (accuracy, QA (EM+F1)/2, seqeval F1, BUCC F1
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
+from xstilts import env
 from xstilts.data.load import read_split
 from xstilts.errors import ConfigError
 from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
@@ -121,7 +121,7 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     scores, details, counts = {}, {}, {}
     started = time.perf_counter()
     for lang in tqdm(languages, desc=f"zero-shot {task.name}", unit="language",
-                     disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1"):
+                     disable=not env.progress_enabled()):
         df = test[test["language"] == lang].reset_index(drop=True)
         if task.kind == RETRIEVAL:
             result = kinds.retrieval_score(task, df, kinds.embed(run, df["text_a"].tolist(), tokenizer, settings, batch_size))

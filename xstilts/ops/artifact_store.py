@@ -20,10 +20,10 @@ import shutil
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
+from xstilts import env
 from xstilts.errors import XstiltsError
 
 
-ENDPOINT_ENV = ("XSTILTS_DVC_REMOTE_ENDPOINT", "AWS_ENDPOINT_URL")
 _MD5 = re.compile(r"^[0-9a-f]{32}(\.dir)?$")
 
 
@@ -31,14 +31,11 @@ class ArtifactStoreError(XstiltsError):
     """A model folder could not be pushed to or pulled from a DVC remote (the message names remote and md5)."""
 
 
-def _no_progress() -> bool:
-    return os.environ.get("XSTILTS_NO_PROGRESS") == "1"
-
-
 def _progress(desc: str, unit: str = "file"):
     from fsspec.callbacks import TqdmCallback
 
-    return TqdmCallback(tqdm_kwargs={"desc": desc, "unit": unit, "disable": _no_progress(), "mininterval": 1.0})
+    return TqdmCallback(tqdm_kwargs={"desc": desc, "unit": unit, "disable": not env.progress_enabled(),
+                                     "mininterval": 1.0})
 
 
 def redact(url: str) -> str:
@@ -76,7 +73,7 @@ def open_remote(remote: str):
         if dvc_config is None or (remote.lower() not in dvc_config["remote"] and Path(remote).is_dir()):
             url = remote if "://" in remote else os.path.abspath(os.path.expanduser(remote))
             spec = {"url": url}
-            endpoint = next((os.environ[v] for v in ENDPOINT_ENV if os.environ.get(v)), None)
+            endpoint = env.dvc_remote_endpoint()
             if url.startswith("s3://") and endpoint:
                 spec["endpointurl"] = endpoint
             cls, config, path = get_cloud_fs({}, **spec)

@@ -30,6 +30,7 @@ import math
 import subprocess
 from pathlib import Path
 from typing import Any
+from xstilts.env import git_token
 from xstilts.errors import XstiltsError
 from xstilts.io import atomic_write_text, shorten, write_json
 
@@ -404,7 +405,7 @@ def _git_env(tmp: Path) -> dict:
     import os
 
     env = {**os.environ, **GIT_IDENTITY, "GIT_TERMINAL_PROMPT": "0"}
-    if os.environ.get("XSTILTS_GIT_TOKEN"):
+    if git_token():
         askpass = tmp / "askpass.sh"
         askpass.write_text('#!/bin/sh\ncase "$1" in Username*) echo "${XSTILTS_GIT_USER:-x-access-token}";; '
                            '*) echo "$XSTILTS_GIT_TOKEN";; esac\n')

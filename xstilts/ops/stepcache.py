@@ -49,12 +49,14 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from xstilts import env
 from xstilts.io import (atomic_copy, atomic_dir, dir_fingerprint, fingerprint, read_json, replacing_foreign_outputs,
                         write_json)
 from xstilts.provenance import artifact_md5
 
 
-ENV = "XSTILTS_STEP_CACHE"
+ENV = env.STEP_CACHE
 RESULT_FILE = "result.json"
 ENTRY_FILE = "entry.json"
 # The packages whose versions change what the steps compute (a different torch can train different weights).
@@ -63,8 +65,7 @@ KEY_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxscript", "on
 
 def cache_root() -> Path | None:
     """The cache directory ($XSTILTS_STEP_CACHE), or None when the cache is off."""
-    root = os.environ.get(ENV, "").strip()
-    return Path(root) if root else None
+    return env.step_cache_dir()
 
 
 @functools.lru_cache(maxsize=None)

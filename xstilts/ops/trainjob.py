@@ -4,7 +4,7 @@ and raise when it fails.
 The TrainJob runs our own image and command on `num_nodes` nodes of the `torch-distributed` runtime, which sets
 torchrun's PET_* variables (nodes, processes per node, rendezvous), so the command is simply
 `torchrun --no-python xstilts step intermediate ...` (see `torchrun_command`): the same data-parallel loop as in one
-pod (xstilts/distributed.py). Nodes and the launcher share files through the model-cache PVC (`shared_pvc`).
+pod (xstilts/train/distributed.py). Nodes and the launcher share files through the model-cache PVC (`shared_pvc`).
 
 `backend="local"` runs the command through the SDK's local process backend instead (no cluster): what the tests use.
 """

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
 import torch
 from safetensors.torch import save_file
+from xstilts import env
 from xstilts.io import atomic_dir, write_json
 from xstilts.config import KEEP_CHECKPOINTS
 
@@ -36,4 +36,4 @@ def save_checkpoint(ckpt_dir: Path, step: int, model, optimizer, scheduler, stat
 
 def checkpoint_root() -> Path:
     """Where step checkpoints live: XSTILTS_CHECKPOINTS (the model-cache PVC on the cluster), else a local dir."""
-    return Path(os.environ.get("XSTILTS_CHECKPOINTS", Path.home() / ".cache" / "xstilts" / "checkpoints"))
+    return env.checkpoints_dir()

@@ -1,6 +1,6 @@
 """Data-parallel training across the GPUs of one pod (or CPU processes): torchrun + DistributedDataParallel.
 
-The training loop (xstilts/training.py) is the same in one process and in N: under torchrun (WORLD_SIZE > 1) it
+The training loop (xstilts/train/loop.py) is the same in one process and in N: under torchrun (WORLD_SIZE > 1) it
 joins a process group, wraps the model in DDP and gives each rank a disjoint shard of every micro-batch. The
 micro-batch size `batch_size` stays the *global* one, so 1 process with batch B computes the same optimizer
 steps as N processes with about B/N rows each (the loss is weighted by each shard's share of the rows).

@@ -10,7 +10,6 @@ task, data, initial model and settings) resumes from its latest checkpoint: the 
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from contextlib import nullcontext
@@ -20,6 +19,7 @@ import pandas as pd
 import torch
 from safetensors.torch import load_file
 from tqdm.auto import tqdm
+from xstilts import env
 from xstilts.train import distributed
 from xstilts.kinds import base as kinds
 from xstilts.errors import ConfigError
@@ -77,7 +77,7 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
     """Train in place on one task or several (one head each, batches drawn from the tasks by `config.sampling`);
     on return the model holds the best dev weights (dev score: the mean over tasks). Returns training metrics.
 
-    Under torchrun (see xstilts/distributed.py) every rank runs this same loop on its shard of each micro-batch;
+    Under torchrun (see distributed.py) every rank runs this same loop on its shard of each micro-batch;
     `config.batch_size` stays the global micro-batch, so the optimizer steps match one process's. Rank 0 alone
     writes checkpoints and shows progress; every rank evaluates on dev identically (same weights, same data)."""
     distributed.init()
@@ -185,7 +185,7 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
             progress.set_postfix(loss=f"{state['losses'][-1]:.4f}", refresh=False)
 
     progress = tqdm(total=total_steps, initial=state["step"], desc=desc, unit="step", dynamic_ncols=True,
-                    mininterval=1.0, disable=os.environ.get("XSTILTS_NO_PROGRESS") == "1" or not main)
+                    mininterval=1.0, disable=not env.progress_enabled() or not main)
     batches: dict[int, tuple[int, list[np.ndarray]]] = {}  # task index → (epoch, its batches)
     while state["step"] < total_steps and not state["stopped_early"]:
         loss_sum = torch.zeros((), device=dev)
