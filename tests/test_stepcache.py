@@ -265,3 +265,25 @@ def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
     assert len(list((tmp_path / "steps").glob("*-*"))) == sum(expected.values())
     run_dir = next((tmp_path / "second" / "kfp").iterdir())
     assert len(audit(run_dir)) >= sum(expected.values())
+
+
+def test_timings_and_run_paths_do_not_change_the_key(cache, tmp_path):
+    """Two runs of a step on the same inputs write the same results but other timings and run folders: the steps
+    after them must find the same cache entries."""
+    def model(root, seconds, init):
+        root.mkdir(parents=True)
+        write_json(root / "training.json", {"losses": [1.0, 0.5], "train_seconds": seconds, "init": init,
+                                            "dev": [{"score": 0.5, "seconds": seconds}]})
+        (root / "weights.bin").write_bytes(b"w")
+        write_json(root / "lineage.json", {"started_at": str(seconds)})
+        return root
+
+    first = model(tmp_path / "run1" / "model", 12.5, "/runs/run1/intermediate")
+    second = model(tmp_path / "run2" / "model", 13.1, "/runs/run2/intermediate")
+    assert stepcache.content_md5(first) == stepcache.content_md5(second)
+    write_json(second / "training.json", {"losses": [1.0, 0.4], "train_seconds": 13.1, "init": "/x",
+                                          "dev": [{"score": 0.5, "seconds": 1}]})
+    assert stepcache.content_md5(first) != stepcache.content_md5(second)  # a result changed: a new key
+    (second / "weights.bin").write_bytes(b"v")
+    (first / "weights.bin").write_bytes(b"v")
+    assert stepcache.content_md5(first) != stepcache.content_md5(second)

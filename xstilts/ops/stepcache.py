@@ -9,9 +9,9 @@ new in every run). A component calls its library function through `run_cached`:
 which calls `export_onnx(**inputs, **outputs, **params)`, so everything the function is given is in exactly one of
 the three: `inputs` are artifact paths (a file, a folder, or a list of them) keyed by their content, `outputs` the
 paths the function writes, `params` everything else (JSON-able values or dataclasses). The key is the step name,
-the content md5 of every input (lineage.artifact_md5: the artifact's bytes, without its lineage.json), the params,
-an md5 of the xstilts source code (a code change invalidates every entry) and the versions of the packages that
-compute the results.
+the content md5 of every input (content_md5: the artifact's bytes without its lineage.json, JSON files without
+their timings and run paths, so identical runs share entries), the params, an md5 of the xstilts source code (a
+code change invalidates every entry) and the versions of the packages that compute the results.
 
 The cache is on only where XSTILTS_STEP_CACHE names a directory; `xstilts run --local` sets it (default
 <cache_dir>/steps, see pipelines/local.py), nothing sets it on the cluster, where KFP's caching applies. Steps that
@@ -40,6 +40,7 @@ import contextlib
 import dataclasses
 import fcntl
 import functools
+import hashlib
 import gc
 import json
 import os
@@ -51,9 +52,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from xstilts import env
-from xstilts.io import (atomic_copy, atomic_dir, dir_fingerprint, fingerprint, read_json, replacing_foreign_outputs,
+from xstilts.io import (OUTPUT_MARKER, atomic_copy, atomic_dir, dir_fingerprint, fingerprint, read_json, replacing_foreign_outputs,
                         write_json)
-from xstilts.provenance import artifact_md5
+from xstilts.provenance import LINEAGE_FILE
 
 
 ENV = env.STEP_CACHE
@@ -87,13 +88,49 @@ def environment() -> dict[str, str | None]:
     return {"python": sys.version.split()[0], **{name: version(name) for name in KEY_PACKAGES}}
 
 
+# Fields of the steps' JSON outputs that differ between two runs of the same step on the same inputs: timings and
+# where the run kept its files. An input's key ignores them, so identical runs share cache entries.
+RUN_SPECIFIC_KEYS = frozenset({"seconds", "started_at", "train_seconds", "warmup_seconds", "eval_seconds",
+                               "export_seconds", "samples_per_second", "tokens_per_second",
+                               "steady_samples_per_second", "steady_tokens_per_second", "init", "model_dir"})
+
+
+def _without_run_specific(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_run_specific(v) for k, v in value.items() if k not in RUN_SPECIFIC_KEYS}
+    if isinstance(value, list):
+        return [_without_run_specific(v) for v in value]
+    return value
+
+
+def content_md5(path: str | os.PathLike) -> str:
+    """An input artifact's md5 for the key: every file's name and bytes (as lineage's artifact_md5, without
+    lineage.json and the output marker), except that JSON files count without their RUN_SPECIFIC_KEYS."""
+    root = Path(path)
+    files = [root] if root.is_file() else sorted((p for p in root.rglob("*") if p.is_file()),
+                                                 key=lambda p: p.relative_to(root).as_posix())
+    h = hashlib.md5()
+    for file in files:
+        rel = file.name if file == root else file.relative_to(root).as_posix()
+        if file != root and rel in (LINEAGE_FILE, OUTPUT_MARKER):
+            continue
+        data = file.read_bytes()
+        if file.suffix == ".json":
+            try:
+                data = json.dumps(_without_run_specific(json.loads(data)), sort_keys=True).encode()
+            except (ValueError, RecursionError):
+                pass  # not JSON after all: its bytes count
+        h.update(rel.encode() + b"\0" + hashlib.md5(data).digest())
+    return h.hexdigest()
+
+
 def _content(value: Any) -> Any:
     """An input's content md5 (a list of them for a list of paths; None stays None)."""
     if value is None:
         return None
     if isinstance(value, (list, tuple)):
         return [_content(v) for v in value]
-    return artifact_md5(value)
+    return content_md5(value)
 
 
 def _plain(value: Any) -> Any:
