@@ -160,18 +160,10 @@ def resolve_params(path: Path, pairs: Iterable[str] = (), params_file: "str | Pa
     inputs = pipeline_inputs(path)
     given: dict[str, tuple[object, str]] = {}  # name → (value, where it came from)
     if params_file is not None:
-        pf = Path(params_file)
-        if not pf.is_file():
-            raise ConfigError(f"parameter file {pf} does not exist")
-        try:
-            loaded = yaml.safe_load(pf.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{pf}: not valid YAML ({e})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{pf}: expected a mapping of parameter names to values")
-        given.update({str(k): (v, str(pf)) for k, v in loaded.items()})
+        from xstilts.config import read_yaml_mapping
+
+        loaded = read_yaml_mapping(params_file)  # UTF-8 text, one mapping, no key twice
+        given.update({str(k): (v, str(params_file)) for k, v in loaded.items()})
     for pair in pairs:
         name, sep, text = pair.partition("=")
         name = name.strip()
@@ -197,22 +189,18 @@ def resolve_params(path: Path, pairs: Iterable[str] = (), params_file: "str | Pa
         if kind == "STRUCT":
             value = {**(inputs[name].get("defaultValue") or {}), **value}
         params[name] = value
-    _check_train_params(params)
+    _check_run(inputs, params)
     return params
 
 
-def _check_train_params(params: dict) -> None:
-    """Training settings are checked here, not after the run has queued for a GPU."""
-    train = {k: v for k, v in params.items() if k.endswith("_train") and isinstance(v, dict)}
-    if not train:
-        return
-    from xstilts.config import TrainConfig  # imports torch: only when training settings are given
+def _check_run(inputs: dict, params: dict) -> None:
+    """The whole run as it will start — the compiled defaults with `params` over them — checked here (types,
+    ranges, tasks, languages, conditions), not after the run has queued for a GPU. Data paths are the cluster's."""
+    from xstilts.ops.preflight import check_run_params
 
-    for name, values in train.items():
-        try:
-            TrainConfig.from_dict(values)
-        except ConfigError as e:
-            raise ConfigError(f"parameter {name!r}: {e}") from None
+    run = {name: spec.get("defaultValue") for name, spec in inputs.items() if "defaultValue" in spec}
+    if set(run) | set(params) >= {"target_tasks", "conditions", "intermediate_train"}:  # an xstilts pipeline
+        check_run_params({**run, **params}, "run parameters", local=False)
 
 
 def check_cron(cron: str) -> str:

@@ -191,8 +191,13 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
         promotion_condition: str = d["promotion_condition"],
         dvc_remote: str = d["dvc_remote"],  # set: trained and ONNX models are pushed there (dvc_md5 on each)
     ) -> Outputs:
-        resolved = _mount_cache(_cpu_step(resolve_op(data=data, task_data=task_data, data_repo=data_repo,
-                                                     data_rev=data_rev), cpu="1", memory="2G"), cluster)
+        resolved = _mount_cache(_cpu_step(resolve_op(
+            data=data, task_data=task_data, data_repo=data_repo, data_rev=data_rev, target_tasks=target_tasks,
+            conditions=conditions, languages=languages, hf_revision=hf_revision, model_name=model_name,
+            model_revision=model_revision, retrieval_layer=retrieval_layer, generation=generation,
+            intermediate_train=intermediate_train, target_train=target_train, registry_repo=registry_repo,
+            promotion_targets=promotion_targets, promotion_tolerance=promotion_tolerance,
+            promotion_condition=promotion_condition, dvc_remote=dvc_remote), cpu="1", memory="2G"), cluster)
         resolved.set_caching_options(False)  # it decides what "unchanged data" means, so it always runs
         resolved.set_display_name("resolve data")
         validated = _mount_cache(_cpu_step(validate_op(

@@ -12,7 +12,7 @@ from components.resolve_data import resolve_data
 from components.target_finetune import target_finetune
 from components.validate_data import validate_data
 from components.zero_shot_eval import zero_shot_eval
-from xstilts.errors import DataValidationError
+from xstilts.errors import ConfigError, DataValidationError
 
 TRAIN = {"epochs": 1, "batch_size": 32, "learning_rate": 1e-3, "max_length": 48, "doc_stride": 16, "max_query_length": 16,
          "patience": 0}
@@ -23,8 +23,26 @@ def artifact(cls, tmp_path, name):
     return cls(name=name, uri=str(tmp_path / name), metadata={})
 
 
+def run_params(**values) -> dict:
+    """Every pipeline parameter, as the Kubeflow UI passes them to the first step (numbers in dicts as floats)."""
+    return {"task_data": {}, "data_repo": "", "data_rev": "", "target_tasks": TARGETS, "conditions": ["none", "sst2"],
+            "languages": ["en", "fr"], "hf_revision": "", "model_name": "tiny", "model_revision": "",
+            "retrieval_layer": 0, "generation": {}, "intermediate_train": {k: float(v) for k, v in TRAIN.items()},
+            "target_train": TRAIN, "registry_repo": "", "promotion_targets": [], "promotion_tolerance": 0.005,
+            "promotion_condition": "", "dvc_remote": "", **values}
+
+
+def test_the_first_step_refuses_bad_parameters_listing_all(sample_root):
+    with pytest.raises(ConfigError) as e:
+        resolve_data.python_func(**run_params(data=str(sample_root), conditions=["none", "mnli+mnli"],
+                                              intermediate_train={"seed": -1.0}, promotion_targets=["panx"]))
+    text = str(e.value)
+    assert text.startswith("pipeline parameters: 3 invalid parameter(s):")
+    assert "intermediate_train.seed" in text and "conditions[1]" in text and "promotion_targets: panx" in text
+
+
 def test_components_chain_end_to_end(sample_root, tmp_path):
-    resolved = resolve_data.python_func(data=str(sample_root), task_data={}, data_repo="", data_rev="")
+    resolved = resolve_data.python_func(**run_params(data=str(sample_root)))
     assert resolved.data == str(sample_root) and len(resolved.data_md5) == 32 and resolved.data_commit == ""
     dataset = artifact(Dataset, tmp_path, "dataset")
     validate_data.python_func(target_tasks=TARGETS, conditions=["none", "sst2"], data=resolved.data,

@@ -402,7 +402,7 @@ def test_parameter_errors_are_caught_before_any_request(fake, hermetic, tmp_path
     rejected(["intermediate_train=[1]"], r"must be a mapping")
     rejected(["conditions"], r"expected name=value")
     rejected(["conditions=[none"], r"not valid YAML")
-    rejected(["intermediate_train={epoch: 1}"], r"'intermediate_train': unknown training parameter\(s\) epoch")
+    rejected(["intermediate_train={epoch: 1}"], r"intermediate_train: unknown training parameter\(s\) epoch")
     (tmp_path / "bad.yaml").write_text("target_tasks: [xnli]\nlearning_rate: 1\n")
     rejected([], r"unknown pipeline parameter\(s\) learning_rate", tmp_path / "bad.yaml")
     with pytest.raises(ops.ConfigError, match="pipeline file .*nowhere.yaml not found"):

@@ -8,10 +8,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, TypeAdapter,
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, StrictStr, TypeAdapter,
                       ValidationError)
 
 from xstilts.errors import ConfigError
@@ -227,6 +227,16 @@ Names = list[StrictStr]
 Text = StrictStr
 
 
+def _not_a_bool(value: Any) -> Any:
+    if isinstance(value, bool):
+        raise ValueError("a number, not true/false")
+    return value
+
+
+# An integer, also as an integral float (KFP stores integer defaults as 3.0), never a boolean.
+Integer = Annotated[int, BeforeValidator(_not_a_bool)]
+
+
 class RunParams(BaseModel):
     """Types and ranges of the run parameters (params.yaml, presets, CLI flags, the Kubeflow UI's values). The rules
     that need the task registry or the file system (known tasks and languages, conditions of trainable tasks,
@@ -242,7 +252,7 @@ class RunParams(BaseModel):
     hf_revision: Text
     model_name: Annotated[Text, Field(min_length=1)]
     model_revision: Text
-    retrieval_layer: Annotated[StrictInt, Field(ge=-1, le=1000)]
+    retrieval_layer: Annotated[Integer, Field(ge=-1, le=1000)]
     data_repo: Text
     data_rev: Text
     registry_repo: Text

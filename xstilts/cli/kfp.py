@@ -81,6 +81,10 @@ def compile_(
 
     if preset not in CLUSTER_PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; presets: {', '.join(CLUSTER_PRESETS)}")
+    from xstilts.config import merge_params
+    from xstilts.ops.preflight import check_run_params
+
+    check_run_params(merge_params(overrides=CLUSTER_PRESETS[preset]), f"preset {preset}", local=False)
     if gpus < 1 or num_nodes < 1:
         raise ConfigError(f"--gpus and --num-nodes must be at least 1 (got {gpus}, {num_nodes})")
     cluster = ClusterSettings(gpus=gpus, memory=gpu_memory, cpu=cpu, cache_pvc=cache_pvc, num_nodes=num_nodes)
