@@ -9,9 +9,9 @@ new in every run). A component calls its library function through `run_cached`:
 which calls `export_onnx(**inputs, **outputs, **params)`, so everything the function is given is in exactly one of
 the three: `inputs` are artifact paths (a file, a folder, or a list of them) keyed by their content, `outputs` the
 paths the function writes, `params` everything else (JSON-able values or dataclasses). The key is the step name,
-the content md5 of every input (lineage.artifact_md5: the artifact's bytes, without its lineage.json), the params,
-an md5 of the xstilts source code (a code change invalidates every entry) and the versions of the packages that
-compute the results.
+the content md5 of every input (provenance.artifact_md5: the artifact's bytes, without its lineage.json), the params,
+a hash of the code the step runs (its function's module and the xstilts modules it imports, see code_fingerprint:
+editing a benchmark or the CLI keeps the entries) and the versions of the packages that compute the results.
 
 The cache is on only where XSTILTS_STEP_CACHE names a directory; `xstilts run --local` sets it (default
 <cache_dir>/steps, see pipelines/local.py), nothing sets it on the cluster, where KFP's caching applies. Steps that
@@ -20,7 +20,7 @@ must always run (resolve data, the promotion gate) do not call it.
   miss: run the function; then its outputs, its return value (result.json) and the key's parts (entry.json) are
         copied into <XSTILTS_STEP_CACHE>/<step>-<key>/ through a temp folder and a rename, so an entry is whole or
         absent; the line `[cache] <step>: stored <key>` is printed.
-  hit:  every cached output is copied to its output path atomically (temp, then rename; fsutil.atomic_dir and
+  hit:  every cached output is copied to its output path atomically (temp, then rename; xstilts.io.atomic_dir and
         atomic_copy) and the cached return value is returned; the line `[cache] <step>: reused <key>` is printed.
         The component then sets its KFP metadata from the return value and the restored lineage.json as on a miss.
         The restored lineage.json is the cached run's: its md5s are right (the bytes are the same), but its input
@@ -31,10 +31,11 @@ With the cache on, the return value is JSON round-tripped on a miss too, so a hi
 
 from __future__ import annotations
 
+import ast
 import atexit
-import dataclasses
 import functools
 import gc
+import hashlib
 import json
 import os
 import shutil
@@ -43,7 +44,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable
-from xstilts.io import atomic_copy, atomic_dir, dir_fingerprint, fingerprint, read_json, write_json
+from xstilts.io import atomic_copy, atomic_dir, fingerprint, jsonable, read_json, write_json
 from xstilts.provenance import artifact_md5
 
 
@@ -60,10 +61,108 @@ def cache_root() -> Path | None:
     return Path(root) if root else None
 
 
+PACKAGE = "xstilts"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Rooms no step runs: the command line, the benchmarks and the sample-data generator. An import of one of them
+# (a benchmark helper beside a step's code imports sample data lazily) does not bring it into a step's code.
+NOT_STEP_CODE = ("xstilts.cli", "xstilts.bench", "xstilts.sampledata")
+
+
+def code_fingerprint(func: Callable[..., Any]) -> str:
+    """A hash of the code `func` runs: the source of its module and of every xstilts module that module imports,
+    transitively, with the data files of the packages among them (names and bytes, in name order).
+
+    The closure is static, read from the source files rather than from what a process happens to have imported, so
+    the same files give the same key in any process: the `import xstilts...` and `from xstilts... import ...`
+    statements anywhere in a module (lazy ones inside functions too) are resolved to files below the package folder,
+    with the packages' __init__.py files that importing them runs and their data files (neither .py nor .md,
+    outside a subpackage: the tiny models' corpora). A functools.partial counts its function and the callables among its
+    arguments (run_data_parallel(finetune) runs finetune's module). Modules in NOT_STEP_CODE are left out. So editing
+    a benchmark, a CLI help text or the sample generator keeps every cached step; editing a module a step imports
+    (or the step's own module, wherever it is) is a miss for that step. Dynamic imports (importlib) are not seen."""
+    return _closure_fingerprint(tuple(sorted({_module_name(f) for f in _callables(func)} - {None})))
+
+
+def _callables(func: Any) -> list[Any]:
+    """`func` and, for a partial, its function and the callables among its arguments."""
+    if isinstance(func, functools.partial):
+        return [c for f in (func.func, *func.args, *func.keywords.values()) if callable(f) for c in _callables(f)]
+    return [getattr(func, "__func__", func)]  # a bound method: its function
+
+
+def _module_name(func: Any) -> str | None:
+    """The module defining `func` (a callable instance: its class's)."""
+    return getattr(func, "__module__", None) or getattr(type(func), "__module__", None)
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of module `name`: below the package folder for xstilts modules, else as imported."""
+    if name == PACKAGE or name.startswith(PACKAGE + "."):
+        base = PACKAGE_DIR.joinpath(*name.split(".")[1:])
+        for file in (base.with_suffix(".py"), base / "__init__.py") if name != PACKAGE else (base / "__init__.py",):
+            if file.is_file():
+                return file
+        return None
+    file = getattr(sys.modules.get(name), "__file__", None)
+    return Path(file) if file and file.endswith(".py") and Path(file).is_file() else None
+
+
+def _is_step_code(name: str) -> bool:
+    return ((name == PACKAGE or name.startswith(PACKAGE + "."))
+            and not any(name == room or name.startswith(room + ".") for room in NOT_STEP_CODE))
+
+
+def _imports(name: str, source: str) -> set[str]:
+    """The xstilts modules (and their packages) that a module's source imports, wherever the statement stands."""
+    found = set()
+    file = _module_file(name)
+    package = name if file is not None and file.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's package, `level` dots up
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names if _module_file(f"{base}.{alias.name}"))
+    packages = {".".join(m.split(".")[:i]) for m in found for i in range(1, m.count(".") + 1)}
+    return {m for m in found | packages if _is_step_code(m) and _module_file(m)}
+
+
 @functools.lru_cache(maxsize=None)
-def code_fingerprint() -> str:
-    """A hash of every .py file of the xstilts package (names and bytes)."""
-    return dir_fingerprint(Path(__file__).resolve().parent, "*.py")
+def _closure_fingerprint(modules: tuple[str, ...]) -> str:
+    """code_fingerprint of these modules (once a process: a step's process does not see its code change)."""
+    seen, todo = set(), list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        file = _module_file(name)
+        if file is not None:
+            todo.extend(_imports(name, file.read_text(encoding="utf-8")) - seen)
+    files = {name: _module_file(name) for name in seen}
+    for name in seen:  # a package's data files (xstilts/models/corpus/), which its modules read
+        if files[name] is not None and files[name].name == "__init__.py" and _is_step_code(name):
+            files.update(_package_data(name, files[name].parent))
+    h = hashlib.sha256()
+    for name, file in sorted(files.items()):
+        h.update(name.encode() + b"\0" + (file.read_bytes() if file else b"") + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _package_data(package: str, folder: Path) -> dict[str, Path]:
+    """The files below a package's folder that are neither Python nor docs (.md) and not in a subpackage."""
+    data = {}
+    for file in folder.rglob("*"):
+        relative = file.relative_to(folder)
+        if (file.is_file() and file.suffix not in (".py", ".pyc", ".md") and "__pycache__" not in relative.parts
+                and not any((folder / Path(*relative.parts[:i]) / "__init__.py").is_file()
+                            for i in range(1, len(relative.parts)))):
+            data[f"{package}/{relative.as_posix()}"] = file
+    return data
 
 
 @functools.lru_cache(maxsize=None)
@@ -88,20 +187,14 @@ def _content(value: Any) -> Any:
     return artifact_md5(value)
 
 
-def _plain(value: Any) -> Any:
-    """Params as JSON (dataclasses as dicts, paths as strings), for the key and entry.json."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def step_key(step: str, inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> tuple[str, dict]:
-    """(key, its parts): what decides whether a cached entry answers this call. Of the outputs only which ones are
-    asked for counts (a call without md_path writes no Markdown), not where they go."""
+def step_key(step: str, func: Callable[..., Any], inputs: dict[str, Any], outputs: dict[str, Any],
+             params: dict[str, Any]) -> tuple[str, dict]:
+    """(key, its parts): what decides whether a cached entry answers this call of `func`. Of the outputs only which
+    ones are asked for counts (a call without md_path writes no Markdown), not where they go."""
     parts = {"step": step, "inputs": {name: _content(value) for name, value in inputs.items()},
              "outputs": sorted(name for name, path in outputs.items() if path is not None),
-             "params": {name: _plain(value) for name, value in params.items()},
-             "code": code_fingerprint(), "environment": environment()}
+             "params": {name: jsonable(value, sort_keys=True) for name, value in params.items()},
+             "code": code_fingerprint(func), "environment": environment()}
     return fingerprint(parts), parts
 
 
@@ -157,7 +250,7 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
     root = cache_root()
     if root is None:
         return func(**inputs, **outputs, **params)
-    key, parts = step_key(step, inputs, outputs, params)
+    key, parts = step_key(step, func, inputs, outputs, params)
     entry = _entry_dir(root, step, key)
     if (entry / ENTRY_FILE).is_file() and (entry / RESULT_FILE).is_file():
         try:
