@@ -1,4 +1,4 @@
-"""TODO docstring (fsutil)."""
+"""The environment variables the library reads, read in one place (a base module: it imports nothing of xstilts)."""
 
 from __future__ import annotations
 

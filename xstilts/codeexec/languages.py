@@ -23,7 +23,7 @@ from xstilts.errors import XstiltsError
 from xstilts.codeexec.sandbox import SANDBOX_PATH, SYSTEM_DIRS, Limits, RunResult, Sandbox, with_wall
 
 
-REPO_TOOLS = Path(__file__).resolve().parents[1] / ".tools" / "node" / "node_modules"  # `make toolchains`
+REPO_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "node" / "node_modules"  # `make toolchains`
 STATUSES = ("passed", "failed", "timeout", "compile_error", "killed", "memory")
 # Out-of-memory as each runtime reports it under RLIMIT_DATA (CPython, V8, the JVM, libstdc++, the Go runtime, libc).
 MEMORY_MARKERS = ("MemoryError", "heap out of memory", "Fatal process out of memory", "OutOfMemoryError",
