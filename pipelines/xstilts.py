@@ -3,6 +3,9 @@
   resolve data → validate → ParallelFor(conditions) [ intermediate → ParallelFor(target_tasks) [target → export → eval]
            → gather ] → promotion gate → report
 
+Docstrings number the steps in this order: 1 resolve data, 2 validate, 3 intermediate, 4 target, 5 export, 6 eval,
+7 gather, 8 promotion gate, 9 report.
+
 `resolve data` (never cached) pins DVC data to a commit and hashes every source; its md5 is an input of `validate`,
 so the md5 is part of the caching key: unchanged data reuses every cached step, changed data retrains.
 

@@ -55,7 +55,7 @@ def test_malformed_jsonl_line_names_file_and_line(tmp_path):
     good_sst2(tmp_path)
     with open(tmp_path / "sst2" / "train.jsonl", "a") as f:
         f.write('{"sentence": "oops", "label": 1\n')
-    with pytest.raises(DataError, match=r"sst2/train\.jsonl:21: malformed JSON line"):
+    with pytest.raises(DataError, match=r"sst2/train\.jsonl: line 21: not valid JSON"):
         run_validate(tmp_path, tmp_path)
     assert not (tmp_path / "ds").exists()
 

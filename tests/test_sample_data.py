@@ -195,6 +195,20 @@ def test_hellaswag_rows(data):
         assert any(action.format(tool=activity[2]) in right for action in activity[3])
 
 
+def test_shipped_tokenizer_corpora_are_the_generators(tmp_path):
+    """xstilts/models/corpus/ is what write_corpora writes today (a changed generator must rewrite it: see
+    write_corpora), and reads back as the generator's texts, newlines and all."""
+    from xstilts.models import tiny
+
+    written = sd.write_corpora(tmp_path)
+    assert sorted(p.name for p in written) == sorted(p.name for p in tiny.CORPUS_DIR.glob("*.jsonl"))
+    for path in written:
+        assert path.read_bytes() == (tiny.CORPUS_DIR / path.name).read_bytes(), f"regenerate {path.name}"
+    assert tiny.read_corpus("tiny-encoder.jsonl") == sd.corpus()
+    assert tiny.causal_corpus() == list(tiny.CODE_CORPUS) + sd.causal_code_corpus() + sd.corpus()
+    assert any("\n" in text for text in tiny.read_corpus("tiny-causal.jsonl"))
+
+
 def test_corpus_covers_every_task_and_is_deterministic(data):
     texts = sd.corpus()
     assert texts == sd.corpus() and all(isinstance(t, str) and t for t in texts)

@@ -68,7 +68,7 @@ def test_miss_stores_then_hit_restores_outputs_and_result(cache, inputs, tmp_pat
     step = Step()
     first = call(step, inputs, tmp_path / "run1")
     assert step.calls == 1 and first == {"length": 5, "labels": ["a", "b"]}  # JSON, as a hit returns it
-    key = stepcache.step_key("demo", inputs, {"out_dir": 1, "md_path": 1}, {"scale": 1})[0]
+    key = stepcache.step_key("demo", step, inputs, {"out_dir": 1, "md_path": 1}, {"scale": 1})[0]
     assert f"[cache] demo: stored {key}" in capsys.readouterr().out
     entry = cache / f"demo-{key}"
     assert read_json(entry / "entry.json")["stored"] == ["out_dir", "md_path"]
@@ -93,11 +93,48 @@ def test_changed_input_file_param_or_code_is_a_miss(cache, inputs, tmp_path, mon
     write_json(inputs["model_dir"] / "weights.json", [1, 2, 4])  # a file inside an input folder
     call(step, inputs, tmp_path / "r4", scale=2)
     assert step.calls == 4
-    monkeypatch.setattr(stepcache, "code_fingerprint", lambda: "changed code")
+    monkeypatch.setattr(stepcache, "code_fingerprint", lambda func: "changed code")
     call(step, inputs, tmp_path / "r5", scale=2)
     assert step.calls == 5
     call(step, inputs, tmp_path / "r6", scale=2)
     assert step.calls == 5 and len(list(cache.glob("demo-*"))) == 5
+
+
+def test_code_key_covers_the_modules_the_step_imports_only(tmp_path, monkeypatch):
+    """Editing a benchmark, the CLI or the sample generator keeps a step's key; editing a module the step imports
+    (transitively, a lazy import too) or a data file of a package it imports changes it."""
+    import shutil
+    from functools import partial
+
+    from xstilts.data.validate import validate_experiment
+    from xstilts.train.distributed import run_data_parallel
+    from xstilts.train.finetune import intermediate_finetune
+
+    package = tmp_path / "xstilts"
+    shutil.copytree(REPO / "xstilts", package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(stepcache, "PACKAGE_DIR", package)
+
+    def keys():
+        stepcache._closure_fingerprint.cache_clear()
+        return (stepcache.code_fingerprint(validate_experiment),
+                stepcache.code_fingerprint(partial(run_data_parallel, intermediate_finetune)))
+
+    def edit(relative):
+        with open(package / relative, "a", encoding="utf-8") as f:
+            f.write("\n# edited\n")
+
+    before = keys()
+    assert before == keys() and before[0] != before[1]
+    for relative in ("bench/eval.py", "cli/main.py", "cli/steps.py", "sampledata/generate.py", "export/encoder.py"):
+        edit(relative)
+    assert keys() == before  # nothing the two steps import
+    edit("models/tiny.py")  # imported by finetune only
+    changed = keys()
+    assert changed[0] == before[0] and changed[1] != before[1]
+    (package / "models" / "corpus" / "tiny-encoder.jsonl").write_text('"another corpus"\n', encoding="utf-8")
+    assert keys()[0] == before[0] and keys()[1] != changed[1]  # a data file of xstilts.models
+    edit("io.py")  # imported by both
+    assert all(a != b for a, b in zip(keys(), before))
 
 
 def test_key_is_content_not_path_nor_lineage_record(cache, inputs, tmp_path):

@@ -1,4 +1,6 @@
-"""Atomic writes: outputs appear whole or not at all."""
+"""File and value helpers every room may use: atomic writes (outputs appear whole or not at all), JSON and JSONL
+reading, content fingerprints, plain Python values from numpy/pandas and JSON, and the small HTML/Markdown table
+writers of the reports. It imports nothing of xstilts but xstilts.errors."""
 
 from __future__ import annotations
 
@@ -17,6 +19,10 @@ from xstilts.errors import ConfigError, OutputExistsError
 import base64
 import html
 from typing import Iterable, Sequence
+import dataclasses
+import math
+
+from xstilts.errors import DataError
 
 
 def shorten(value: Any, limit: int = 120) -> str:
@@ -156,6 +162,42 @@ def write_json(path: str | os.PathLike, obj: Any) -> None:
 def read_json(path: str | os.PathLike) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def read_jsonl(path: str | os.PathLike, *, numbered: bool = False) -> list[dict] | list[tuple[int, dict]]:
+    """The JSON objects of a JSON Lines file, one a line (blank lines skipped); with `numbered`, (line number, object)
+    pairs. A line that is not JSON, or not an object, raises DataError naming the file and the line."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{path}: line {number}: not valid JSON ({e.msg} at column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
+            rows.append((number, row) if numbered else row)
+    return rows
+
+
+def plain(value: Any) -> Any:
+    """numpy scalars and arrays (from Parquet, pandas, datasets) as Python values, in dicts too; NaN as None."""
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def jsonable(value: Any, *, sort_keys: bool = False) -> Any:
+    """`value` as JSON reads it back: dataclasses as dicts, anything else JSON lacks (paths, ...) as its str."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        value = dataclasses.asdict(value)
+    return json.loads(json.dumps(value, sort_keys=sort_keys, default=str))
 
 
 def fingerprint(*parts: Any) -> str:

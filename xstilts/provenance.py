@@ -1,4 +1,7 @@
-"""TODO docstring (lineage)."""
+"""Lineage records: each step writes <artifact>/lineage.json (the artifact's md5 and files, its inputs' md5s, the
+params, the code commit and image, the data version, the timing) through `Provenance` and `record`; `metadata` turns
+a record into KFP artifact metadata and `artifact_md5` hashes an artifact without its lineage.json. Auditing the
+records of a run is xstilts.ops.lineage. A base module: it imports only xstilts.errors and xstilts.io."""
 
 from __future__ import annotations
 
@@ -10,10 +13,9 @@ import os
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
 from xstilts import env
 from xstilts.errors import XstiltsError
-from xstilts.io import OUTPUT_MARKER, read_json, write_json
+from xstilts.io import OUTPUT_MARKER, jsonable, read_json, write_json
 
 
 LINEAGE_FILE = "lineage.json"
@@ -75,10 +77,6 @@ def code_version() -> dict[str, str | None]:
     return {"code_commit": commit, "image": env.image()}
 
 
-def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=str))
-
-
 def _input_path(path: str | os.PathLike) -> Path:
     """A file inside an artifact that has lineage (results.json in a results folder) stands for its artifact."""
     path = Path(path)
@@ -102,9 +100,9 @@ def record(out: str | os.PathLike, step: str, inputs: dict[str, str | os.PathLik
         "files": files,
         "inputs": {name: {"path": str(_input_path(p).resolve()), "md5": artifact_md5(_input_path(p))}
                    for name, p in (inputs or {}).items() if p is not None},
-        "params": _jsonable(params or {}),
+        "params": jsonable(params or {}),
         **code_version(),
-        "data": _jsonable(data) if data is not None else None,
+        "data": jsonable(data) if data is not None else None,
         "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(timespec="seconds"),
         "seconds": round(now - started, 3),
     }

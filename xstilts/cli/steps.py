@@ -18,7 +18,8 @@ app = typer.Typer(help="Run one pipeline step outside Kubeflow (what dvc.yaml ca
 @friendly_errors
 def step_validate(out: Path = typer.Option(..., help="Dataset output folder."),
                   params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)):
-    """Step 1: validate the target task and the intermediate tasks of every condition."""
+    """Steps 1 and 2: resolve the data (with data_repo), validate the target task and the intermediate tasks of every
+    condition."""
     from xstilts.data.dvc import resolve_run_data
     from xstilts.data.validate import validate_experiment
 
@@ -36,7 +37,7 @@ def step_intermediate(condition: str = typer.Option(..., help="Intermediate task
                       dataset: Path = typer.Option(..., help="Validated dataset folder."),
                       out: Path = typer.Option(..., help="Model output folder."),
                       params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)):
-    """Step 2: intermediate fine-tune (`none` passes the pretrained encoder through)."""
+    """Step 3: intermediate fine-tune (`none` passes the pretrained encoder through)."""
     from xstilts.config import TrainConfig
     from xstilts.train.finetune import intermediate_finetune
 
@@ -54,7 +55,7 @@ def step_target(target_task: str = typer.Option(..., help="Target task (one of t
                 intermediate_model: Path = typer.Option(..., help="Model folder from the intermediate step."),
                 out: Path = typer.Option(..., help="Model output folder."),
                 params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)):
-    """Step 3: target fine-tune from the intermediate model's encoder (its head dropped)."""
+    """Step 4: target fine-tune from the intermediate model's encoder (its head dropped)."""
     from xstilts.config import TrainConfig
     from xstilts.train.finetune import target_finetune
 
@@ -69,7 +70,7 @@ def step_export(model: Path = typer.Option(..., help="Target model folder."),
                 out: Path = typer.Option(..., help="ONNX output folder."),
                 tolerance: float = typer.Option(1e-4, help="Max |ONNX - PyTorch| allowed on held-out inputs (fp32)."),
                 params: Optional[Path] = typer.Option(None, help=PARAMS_HELP + " (for retrieval_layer)")):
-    """Step 4: ONNX export with a parity check."""
+    """Step 5: ONNX export with a parity check."""
     from xstilts.export.encoder import export_onnx
 
     report = export_onnx(model, out, tolerance, retrieval_layer=load_params(params)["retrieval_layer"])
@@ -82,7 +83,7 @@ def step_evaluate(onnx: Path = typer.Option(..., help="ONNX folder from the expo
                   dataset: Path = typer.Option(..., help="Validated dataset folder."),
                   out: Path = typer.Option(..., help="Results output folder."),
                   condition: Optional[str] = typer.Option(None, help="Condition name (default: read from the model).")):
-    """Step 5: zero-shot evaluation in onnxruntime over every evaluation language."""
+    """Step 6: zero-shot evaluation in onnxruntime over every evaluation language."""
     from xstilts.evaluate.zero_shot import zero_shot_eval
 
     results = zero_shot_eval(onnx, dataset, out, condition)
@@ -98,7 +99,7 @@ def step_report(results: Optional[list[Path]] = typer.Argument(None, help="Resul
                 decision: Optional[Path] = typer.Option(None, help="The promotion step's output folder, shown in "
                                                         "the report."),
                 out: Path = typer.Option(..., help="Report output folder.")):
-    """Step 7: the grid report (task × condition, XTREME average, deltas vs `none`, promotion decision, heatmaps,
+    """Step 9: the grid report (task × condition, XTREME average, deltas vs `none`, promotion decision, heatmaps,
     summary.json)."""
     from xstilts.evaluate.report import build_report
 
@@ -124,7 +125,7 @@ def step_promote(results: Optional[list[Path]] = typer.Argument(None, help="Resu
                                                        "promotion_targets, promotion_tolerance, promotion_condition."),
                  run_name: str = typer.Option("", help="Names the candidate record committed to the registry."),
                  out: Path = typer.Option(..., help="Decision output folder (decisions.json, decision.md).")):
-    """Step 6: the promotion gate (skipped when registry_repo is empty): register the run's model with GTO and
+    """Step 8: the promotion gate (skipped when registry_repo is empty): register the run's model with GTO and
     promote it to `prod` only if it is not worse than production by more than promotion_tolerance."""
     from xstilts.ops.promotion import gate_run
 

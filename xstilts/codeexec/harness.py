@@ -20,7 +20,7 @@ from tqdm import tqdm
 from xstilts import env
 from xstilts.codeexec.languages import LANGUAGES, STATUSES, Execution, Toolchain, execute, find_toolchain
 from xstilts.errors import DataError
-from xstilts.io import atomic_dir, atomic_write_text, write_json
+from xstilts.io import atomic_dir, atomic_write_text, read_jsonl, write_json
 from xstilts.codeexec.sandbox import Sandbox
 
 
@@ -39,18 +39,7 @@ class Sample:
 def _read_jsonl(path: Path, what: str) -> list[tuple[int, dict]]:
     if not path.is_file():
         raise DataError(f"{path}: {what} file not found")
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, text in enumerate(f, start=1):
-            if not text.strip():
-                continue
-            try:
-                row = json.loads(text)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {number}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
-            rows.append((number, row))
+    rows = read_jsonl(path, numbered=True)
     if not rows:
         raise DataError(f"{path}: empty: expected one JSON object per line ({what})")
     return rows

@@ -22,7 +22,6 @@ from xstilts.errors import DataError
 PREFIX = "dvc+"
 FORM = "dvc+<repo>?rev=<rev>&path=<path> (repo: a git URL or local repository path; rev: branch, tag or commit, " \
        "default HEAD; path: the DVC-tracked folder inside the repository)"
-RECORD_FIELDS = ("repo", "rev", "commit", "path", "dvc_md5", "files")
 
 
 def is_dvc_source(source: str | None) -> bool:

@@ -16,11 +16,12 @@ great-expectations suite reports all at once (see validation.py).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 import pandas as pd
+from xstilts import io
 from xstilts.errors import DataError
+from xstilts.io import plain
 from xstilts.tasks.registry import (GENERATION, MULTIPLE_CHOICE, OPTIONAL_FIELDS, PAIR, PROGRAM_LANGUAGES, QA, RETRIEVAL, SINGLE, TAGGING, HubSource, Task)
 
 
@@ -56,19 +57,7 @@ def split_file(root: Path, task: Task, split: str) -> Path:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{line_no}: malformed JSON line ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-            rows.append(row)
-    return rows
+    return io.read_jsonl(path)
 
 
 def read_local(path: Path) -> list[dict]:
@@ -80,19 +69,8 @@ def read_local(path: Path) -> list[dict]:
     return read_jsonl(path)
 
 
-def _plain(value):
-    """numpy scalars/arrays from Parquet → Python values; NaN → None."""
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def _plain_row(row: dict) -> dict:
-    return {k: _plain(v) for k, v in row.items()}
+    return {k: plain(v) for k, v in row.items()}
 
 
 def _load_hub(source: HubSource, hub_split: str, language: str | None, revision: str | None,

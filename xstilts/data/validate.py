@@ -16,7 +16,7 @@ from xstilts.data.load import (CHECK_PREFIX, HUB_PREFIX, OK, PAIRS_SUFFIX, SIDES
 from xstilts.errors import ConfigError, DataValidationError
 from xstilts.io import atomic_dir, atomic_write_text, write_json
 from xstilts.provenance import Provenance, source_files
-from xstilts.io import esc, html_page, html_table, markdown_table
+from xstilts.io import esc, html_page, html_table, markdown_table, plain
 from xstilts.tasks.registry import (GENERATION, MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, Task, all_tasks, condition_tasks, get_task, languages_for)
 
 
@@ -105,18 +105,12 @@ def run_suite(context, df: pd.DataFrame, task: Task, split: str, languages: tupl
         indices = r.result.get("unexpected_index_list") or []
         columns = cfg.kwargs.get("column_list") or [column]
         examples = [{"row": int(df.at[i, SOURCE_ROW]), "id": str(df.at[i, "id"]),
-                     "value": "/".join(str(_plain(df.at[i, c])) for c in columns) if len(columns) > 1 else _plain(df.at[i, column])}
+                     "value": "/".join(str(plain(df.at[i, c])) for c in columns) if len(columns) > 1 else plain(df.at[i, column])}
                     for i in indices[:MAX_EXAMPLES] if all(c in df for c in columns)]
         outcomes.append(ExpectationOutcome(task.name, split, df.attrs.get("source", ""), cfg.type, column, bool(r.success),
                                            int(r.result.get("unexpected_count") or 0),
                                            int(r.result.get("element_count") or len(df)), examples))
     return outcomes
-
-
-def _plain(value):
-    if hasattr(value, "tolist"):
-        value = value.tolist()
-    return None if value is None or (isinstance(value, float) and pd.isna(value)) else value
 
 
 def _plan(targets: list[Task], intermediates: list[Task], languages) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
@@ -262,7 +256,7 @@ def validate_experiment(target_tasks: list[str] | str, conditions: list[str], da
                         report_html: str | Path, report_md: str | Path, languages: list[str] | None = None,
                         hf_revision: str | None = None, task_data: dict[str, str] | None = None,
                         data_md5: str = "") -> dict:
-    """Step 1: validate every target task and every intermediate task of the experiment's conditions.
+    """Step 2: validate every target task and every intermediate task of the experiment's conditions.
     `data_md5`: the run's data md5 from the resolve step, recorded in lineage as the data version's md5."""
     targets = [target_tasks] if isinstance(target_tasks, str) else list(target_tasks)
     for what, values in (("conditions", conditions), ("target_tasks", targets)):

@@ -21,7 +21,7 @@ import numpy as np
 from tqdm.auto import tqdm
 from xstilts import env
 from xstilts.errors import ConfigError, DataError
-from xstilts.io import atomic_dir, atomic_write_text, read_json, write_json
+from xstilts.io import atomic_dir, atomic_write_text, read_json, read_jsonl, write_json
 
 
 @dataclass(frozen=True)
@@ -302,13 +302,7 @@ def load_problems(problems: str | Path, task: str | None = None, languages: Sequ
                          "test": optional["test"], "entry_point": optional["entry_point"],
                          "canonical_solution": optional["completion"], "task_language": record["language"]})
     elif path.is_file():
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {number}: not valid JSON ({e.msg})") from None
+        for number, row in read_jsonl(path, numbered=True):
             for name in ("task_id", "prompt"):
                 if not isinstance(row.get(name), str):
                     raise DataError(f"{path}: line {number}: field {name!r} must be a string, got {row.get(name)!r}")

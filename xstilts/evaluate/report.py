@@ -1,7 +1,8 @@
-"""Step 6: gather every (condition, target task) zero-shot result into one report: a task × condition table of
-XTREME-style scores (each task's mean over languages) with deltas vs the `none` baseline and the XTREME average
-(mean over tasks), the best intermediate task per target, a heatmap per target task (language × condition) and one
-for the grid, Markdown, self-contained HTML, and summary.json:
+"""Steps 7 and 9: gather each condition's zero-shot results (`gather_condition`), then every (condition, target
+task) result into one report (`build_report`): a task × condition table of XTREME-style scores (each task's mean
+over languages) with deltas vs the `none` baseline and the XTREME average (mean over tasks), the best intermediate
+task per target, a heatmap per target task (language × condition) and one for the grid, Markdown, self-contained
+HTML, and summary.json:
 
   {"targets": [...], "conditions": [...], "metric": {task: metric},
    "scores": {target_task: {condition: {language: score}}}, "task_average": {target_task: {condition: avg}},

@@ -1,4 +1,5 @@
-"""TODO docstring (evaluation)."""
+"""The onnxruntime side of evaluation: an inference session on the CUDA provider when it is usable (else the CPU),
+and a kinds Runner over it, so that the task kinds score an exported ONNX model as they score a PyTorch one."""
 
 from __future__ import annotations
 

@@ -1,9 +1,8 @@
-"""Step 5: zero-shot evaluation of the ONNX model in onnxruntime over every evaluation language's test split, with
+"""Step 6: zero-shot evaluation of the ONNX model in onnxruntime over every evaluation language's test split, with
 the task kind's decoding and metric (accuracy, QA (EM+F1)/2, seqeval F1, BUCC F1, Tatoeba accuracy)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 import numpy as np
@@ -11,7 +10,7 @@ from tqdm.auto import tqdm
 from xstilts import env
 from xstilts.data.load import read_split
 from xstilts.errors import ConfigError
-from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
+from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, read_jsonl, write_json
 from xstilts.io import html_page, html_table, markdown_table
 from xstilts.kinds import base as kinds
 from xstilts.config import Settings
@@ -48,8 +47,8 @@ def code_generation_eval(onnx_dir: Path, dataset_dir: str | Path, out_dir: str |
                              tmp / "execution", ks=settings["k"], timeout_s=settings["timeout_s"],
                              memory_mb=settings["memory_mb"], allow_no_isolation=settings["allow_no_isolation"],
                              desc=f"execute {task.name}")
-        task_language = {json.loads(line)["task_id"]: json.loads(line)["task_language"]
-                         for line in (tmp / "generation" / "problems.jsonl").read_text(encoding="utf-8").splitlines()}
+        task_language = {row["task_id"]: row["task_language"]
+                         for row in read_jsonl(tmp / "generation" / "problems.jsonl")}
         scores, details, counts = {}, {}, {}
         for lang in languages:
             rows = [r for r in executed.problems if task_language[r["task_id"]] == lang]

@@ -1,4 +1,4 @@
-"""Step 4: export a target model to ONNX with `torch.onnx` (dynamo exporter), dynamic batch and sequence axes,
+"""Step 5: export a target model to ONNX with `torch.onnx` (dynamo exporter), dynamic batch and sequence axes,
 named inputs/outputs per task kind (logits; start_logits/end_logits for QA; embeddings for retrieval, the mean of
 one layer's hidden states), and a parity check against PyTorch on inputs of shapes not used for export.
 

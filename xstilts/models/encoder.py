@@ -24,9 +24,6 @@ from xstilts.models.tiny import ensure_tiny_model
 from xstilts.models.tiny import TINY
 
 
-CLUSTER_DEFAULT_MODEL = "FacebookAI/xlm-roberta-large"
-
-
 def resolve_pretrained(model_name: str, revision: str | None = None) -> tuple[str, str | None]:
     """Map a model name to something from_pretrained accepts."""
     if model_name == TINY:

@@ -1,7 +1,11 @@
-"""TODO docstring (causal, modeling)."""
+"""The built-in tiny models, built once (deterministically) into the cache: a tiny XLM-R-style encoder (`tiny`) and
+a tiny Llama-style causal LM (`tiny-causal`), with BPE tokenizers trained on the corpora shipped in models/corpus/
+(written from the sample-data generator by xstilts.sampledata.generate.write_corpora; this module does not import
+the generator). A model's cache folder is named by a hash of its recipe and its corpus."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 import torch
@@ -58,18 +62,22 @@ CODE_CORPUS = (
     "func CountWords(sentence string) map[string]int {\n\tcounts := map[string]int{}\n"
     "\tfor _, word := range strings.Fields(sentence) {\n\t\tcounts[word]++\n\t}\n\treturn counts\n}\n",
 )
-# Fields of the sample data's code tasks that hold code or prompts (whatever of them the sample generator writes).
-CODE_FIELDS = ("prompt", "completion", "canonical_solution", "test", "code")
+# The tokenizers' training texts, written from the sample-data generator (xstilts.sampledata.generate.write_corpora)
+# and shipped with the package: tiny-encoder.jsonl (every sample text) and tiny-causal.jsonl (the sample code tasks'
+# prompts, solutions and tests), one JSON string a line.
+CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
 
 
-def causal_corpus(seed: int = 13) -> list[str]:
+def read_corpus(name: str) -> list[str]:
+    """A shipped corpus file's texts, in order (split on "\\n" only: a text's own line breaks are JSON escapes)."""
+    with open(CORPUS_DIR / name, encoding="utf-8", newline="\n") as f:
+        return [json.loads(line) for line in f]
+
+
+def causal_corpus() -> list[str]:
     """The tiny causal tokenizer's training text: the code corpus, the code tasks' sample prompts and solutions,
     and all sample text (natural-language prompts, e.g. HumanEval-XL style, are in many languages)."""
-    from xstilts.sampledata.generate import corpus, generate
-
-    code = [row[field] for rows_by_split in generate(seed).values() for rows in rows_by_split.values()
-            for row in rows if isinstance(row, dict) for field in CODE_FIELDS if isinstance(row.get(field), str)]
-    return list(CODE_CORPUS) + code + corpus(seed)
+    return list(CODE_CORPUS) + read_corpus("tiny-causal.jsonl") + read_corpus("tiny-encoder.jsonl")
 
 
 def train_causal_tokenizer(texts: list[str]):
@@ -94,7 +102,7 @@ def ensure_tiny_causal_model(root: Path | None = None, seed: int = 0) -> Path:
 
     root = root or cache_dir()
     texts = causal_corpus()
-    # The key covers the recipe and the corpus, so a changed sample generator rebuilds the model.
+    # The key covers the recipe and the corpus, so a changed corpus file rebuilds the model.
     path = root / f"tiny-causal-v{TINY_CAUSAL_VERSION}-{fingerprint(TINY_CAUSAL_CONFIG, TINY_CAUSAL_VOCAB, seed, texts)}"
     if (path / "config.json").exists():
         return path
@@ -136,11 +144,9 @@ def ensure_tiny_model(root: Path | None = None, seed: int = 0) -> Path:
     """Build the tiny pretrained encoder once (deterministically) and return its directory."""
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
-    from xstilts.sampledata.generate import corpus
-
     root = root or cache_dir()
-    texts = corpus()
-    # The key covers the recipe and the corpus, so a changed sample generator rebuilds the model.
+    texts = read_corpus("tiny-encoder.jsonl")
+    # The key covers the recipe and the corpus, so a changed corpus file rebuilds the model.
     path = root / f"tiny-xlmr-v{TINY_VERSION}-{fingerprint(TINY_CONFIG, TINY_VOCAB, seed, texts)}"
     if (path / "config.json").exists():
         return path

@@ -21,9 +21,6 @@ from xstilts.io import read_json
 from xstilts.provenance import LINEAGE_FILE, LineageError, STEPS, _hash, artifact_md5
 
 
-METADATA_KEYS = ("md5", "parent_md5s", "code_commit", "image")
-
-
 class TamperedArtifactError(LineageError):
     """An artifact's bytes differ from the md5 recorded when its step wrote it."""
 

@@ -10,8 +10,9 @@ which calls `export_onnx(**inputs, **outputs, **params)`, so everything the func
 the three: `inputs` are artifact paths (a file, a folder, or a list of them) keyed by their content, `outputs` the
 paths the function writes, `params` everything else (JSON-able values or dataclasses). The key is the step name,
 the content md5 of every input (content_md5: the artifact's bytes without its lineage.json, JSON files without
-their timings and run paths, so identical runs share entries), the params, an md5 of the xstilts source code (a
-code change invalidates every entry) and the versions of the packages that compute the results.
+their timings and run paths, so identical runs share entries), the params, a hash of the code the step runs (its
+function's module and the xstilts modules it imports, see code_fingerprint: editing a benchmark or the CLI keeps the
+entries) and the versions of the packages that compute the results.
 
 The cache is on only where XSTILTS_STEP_CACHE names a directory; `xstilts run --local` sets it (default
 <cache_dir>/steps, see pipelines/local.py), nothing sets it on the cluster, where KFP's caching applies. Steps that
@@ -35,13 +36,13 @@ waits for it and then reuses the entry instead of computing the step twice.
 
 from __future__ import annotations
 
+import ast
 import atexit
 import contextlib
-import dataclasses
 import fcntl
 import functools
-import hashlib
 import gc
+import hashlib
 import json
 import os
 import shutil
@@ -52,8 +53,9 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from xstilts import env
-from xstilts.io import (OUTPUT_MARKER, atomic_copy, atomic_dir, dir_fingerprint, fingerprint, read_json, replacing_foreign_outputs,
-                        write_json)
+from xstilts.io import (OUTPUT_MARKER, atomic_copy, atomic_dir, dir_fingerprint, fingerprint, jsonable, read_json,
+                        replacing_foreign_outputs, write_json)
+from xstilts.ops.failfast import failing_fast
 from xstilts.provenance import LINEAGE_FILE
 
 
@@ -69,10 +71,108 @@ def cache_root() -> Path | None:
     return env.step_cache_dir()
 
 
+PACKAGE = "xstilts"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Rooms no step runs: the command line, the benchmarks and the sample-data generator. An import of one of them
+# (a benchmark helper beside a step's code imports sample data lazily) does not bring it into a step's code.
+NOT_STEP_CODE = ("xstilts.cli", "xstilts.bench", "xstilts.sampledata")
+
+
+def code_fingerprint(func: Callable[..., Any]) -> str:
+    """A hash of the code `func` runs: the source of its module and of every xstilts module that module imports,
+    transitively, with the data files of the packages among them (names and bytes, in name order).
+
+    The closure is static, read from the source files rather than from what a process happens to have imported, so
+    the same files give the same key in any process: the `import xstilts...` and `from xstilts... import ...`
+    statements anywhere in a module (lazy ones inside functions too) are resolved to files below the package folder,
+    with the packages' __init__.py files that importing them runs and their data files (neither .py nor .md,
+    outside a subpackage: the tiny models' corpora). A functools.partial counts its function and the callables among its
+    arguments (run_data_parallel(finetune) runs finetune's module). Modules in NOT_STEP_CODE are left out. So editing
+    a benchmark, a CLI help text or the sample generator keeps every cached step; editing a module a step imports
+    (or the step's own module, wherever it is) is a miss for that step. Dynamic imports (importlib) are not seen."""
+    return _closure_fingerprint(tuple(sorted({_module_name(f) for f in _callables(func)} - {None})))
+
+
+def _callables(func: Any) -> list[Any]:
+    """`func` and, for a partial, its function and the callables among its arguments."""
+    if isinstance(func, functools.partial):
+        return [c for f in (func.func, *func.args, *func.keywords.values()) if callable(f) for c in _callables(f)]
+    return [getattr(func, "__func__", func)]  # a bound method: its function
+
+
+def _module_name(func: Any) -> str | None:
+    """The module defining `func` (a callable instance: its class's)."""
+    return getattr(func, "__module__", None) or getattr(type(func), "__module__", None)
+
+
+def _module_file(name: str) -> Path | None:
+    """The source file of module `name`: below the package folder for xstilts modules, else as imported."""
+    if name == PACKAGE or name.startswith(PACKAGE + "."):
+        base = PACKAGE_DIR.joinpath(*name.split(".")[1:])
+        for file in (base.with_suffix(".py"), base / "__init__.py") if name != PACKAGE else (base / "__init__.py",):
+            if file.is_file():
+                return file
+        return None
+    file = getattr(sys.modules.get(name), "__file__", None)
+    return Path(file) if file and file.endswith(".py") and Path(file).is_file() else None
+
+
+def _is_step_code(name: str) -> bool:
+    return ((name == PACKAGE or name.startswith(PACKAGE + "."))
+            and not any(name == room or name.startswith(room + ".") for room in NOT_STEP_CODE))
+
+
+def _imports(name: str, source: str) -> set[str]:
+    """The xstilts modules (and their packages) that a module's source imports, wherever the statement stands."""
+    found = set()
+    file = _module_file(name)
+    package = name if file is not None and file.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:  # relative: from the module's package, `level` dots up
+                parent = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join(parent + ([base] if base else []))
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names if _module_file(f"{base}.{alias.name}"))
+    packages = {".".join(m.split(".")[:i]) for m in found for i in range(1, m.count(".") + 1)}
+    return {m for m in found | packages if _is_step_code(m) and _module_file(m)}
+
+
 @functools.lru_cache(maxsize=None)
-def code_fingerprint() -> str:
-    """A hash of every .py file of the xstilts package (names and bytes)."""
-    return dir_fingerprint(Path(__file__).resolve().parent, "*.py")
+def _closure_fingerprint(modules: tuple[str, ...]) -> str:
+    """code_fingerprint of these modules (once a process: a step's process does not see its code change)."""
+    seen, todo = set(), list(modules)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        file = _module_file(name)
+        if file is not None:
+            todo.extend(_imports(name, file.read_text(encoding="utf-8")) - seen)
+    files = {name: _module_file(name) for name in seen}
+    for name in seen:  # a package's data files (xstilts/models/corpus/), which its modules read
+        if files[name] is not None and files[name].name == "__init__.py" and _is_step_code(name):
+            files.update(_package_data(name, files[name].parent))
+    h = hashlib.sha256()
+    for name, file in sorted(files.items()):
+        h.update(name.encode() + b"\0" + (file.read_bytes() if file else b"") + b"\0")
+    return h.hexdigest()[:16]
+
+
+def _package_data(package: str, folder: Path) -> dict[str, Path]:
+    """The files below a package's folder that are neither Python nor docs (.md) and not in a subpackage."""
+    data = {}
+    for file in folder.rglob("*"):
+        relative = file.relative_to(folder)
+        if (file.is_file() and file.suffix not in (".py", ".pyc", ".md") and "__pycache__" not in relative.parts
+                and not any((folder / Path(*relative.parts[:i]) / "__init__.py").is_file()
+                            for i in range(1, len(relative.parts)))):
+            data[f"{package}/{relative.as_posix()}"] = file
+    return data
 
 
 @functools.lru_cache(maxsize=None)
@@ -133,20 +233,14 @@ def _content(value: Any) -> Any:
     return content_md5(value)
 
 
-def _plain(value: Any) -> Any:
-    """Params as JSON (dataclasses as dicts, paths as strings), for the key and entry.json."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        value = dataclasses.asdict(value)
-    return json.loads(json.dumps(value, sort_keys=True, default=str))
-
-
-def step_key(step: str, inputs: dict[str, Any], outputs: dict[str, Any], params: dict[str, Any]) -> tuple[str, dict]:
-    """(key, its parts): what decides whether a cached entry answers this call. Of the outputs only which ones are
-    asked for counts (a call without md_path writes no Markdown), not where they go."""
+def step_key(step: str, func: Callable[..., Any], inputs: dict[str, Any], outputs: dict[str, Any],
+             params: dict[str, Any]) -> tuple[str, dict]:
+    """(key, its parts): what decides whether a cached entry answers this call of `func`. Of the outputs only which
+    ones are asked for counts (a call without md_path writes no Markdown), not where they go."""
     parts = {"step": step, "inputs": {name: _content(value) for name, value in inputs.items()},
              "outputs": sorted(name for name, path in outputs.items() if path is not None),
-             "params": {name: _plain(value) for name, value in params.items()},
-             "code": code_fingerprint(), "environment": environment()}
+             "params": {name: jsonable(value, sort_keys=True) for name, value in params.items()},
+             "code": code_fingerprint(func), "environment": environment()}
     return fingerprint(parts), parts
 
 
@@ -221,8 +315,8 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
     params = dict(params or {})
     root = cache_root()
     if root is None:
-        return func(**inputs, **outputs, **params)
-    key, parts = step_key(step, inputs, outputs, params)
+        return _call(step, func, inputs, outputs, params)
+    key, parts = step_key(step, func, inputs, outputs, params)
     entry = _entry_dir(root, step, key)
     with _computing(root, step, key):  # another run computing the same entry: wait for it, then reuse it
         if (entry / ENTRY_FILE).is_file() and (entry / RESULT_FILE).is_file():
@@ -237,7 +331,7 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
             except (OSError, ValueError, KeyError) as e:
                 print(f"[cache] {step}: entry {entry} unusable ({e}); running the step", flush=True)
         started = time.perf_counter()
-        result = func(**inputs, **outputs, **params)
+        result = _call(step, func, inputs, outputs, params)
         seconds = time.perf_counter() - started
         try:
             result = json.loads(json.dumps(result))
@@ -250,6 +344,16 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
         except OSError as e:  # a full disk must not fail a step that has produced its outputs
             print(f"[cache] {step}: not stored ({e})", flush=True)
         return result
+
+
+def _call(step: str, func: Callable[..., Any], inputs: dict[str, Any], outputs: dict[str, Any],
+          params: dict[str, Any]) -> Any:
+    """`func(**inputs, **outputs, **params)`, unless this very call (same paths, parameters and code: a retry of the
+    same pipeline task) already failed deterministically; see xstilts.ops.failfast."""
+    identity = {"paths": jsonable({**inputs, **outputs}, sort_keys=True), "params": jsonable(params, sort_keys=True),
+                "code": code_fingerprint(func)}
+    with failing_fast(step, identity):
+        return func(**inputs, **outputs, **params)
 
 
 @contextlib.contextmanager

@@ -140,7 +140,7 @@ def launch_trainjob(command: list[str], settings: TrainJobSettings = TrainJobSet
 def intermediate_trainjob(condition: str, dataset_dir: str | Path, model_name: str, out_dir: str | Path, config,
                           model_revision: str | None = None, settings: TrainJobSettings = TrainJobSettings(),
                           shared_root: str | Path | None = None) -> dict:
-    """Step 2 (intermediate fine-tune, `xstilts step intermediate`) as a TrainJob across `settings.num_nodes` nodes.
+    """Step 3 (intermediate fine-tune, `xstilts step intermediate`) as a TrainJob across `settings.num_nodes` nodes.
 
     The nodes cannot see this pod's artifact paths, so the dataset goes to a fresh folder on the shared volume
     (`shared_root`, default `<shared_mount>/trainjobs`), the job writes the model there, and it is moved to

@@ -4,9 +4,6 @@ harness). Running the canonical solutions must pass everywhere; tests and `xstil
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 
 # (name, prompt, canonical_solution, test) per language; the three problems are the same in each language:
 # sum_even_squares (sum of the squares of the even numbers), is_palindrome (exact, case-sensitive), longest_run
@@ -203,13 +200,6 @@ def fixture_problems(languages: tuple[str, ...] | None = None) -> list[dict]:
             rows.append({"task_id": f"xstilts-{language}/{number}", "language": language, "prompt": prompt,
                          "canonical_solution": solution, "test": test, "entry_point": entry_point})
     return rows
-
-
-def write_jsonl(path: str | Path, rows: list[dict]) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
-    return path
 
 
 def canonical_samples(problems: list[dict], copies: int = 1) -> list[dict]:

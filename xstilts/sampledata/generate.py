@@ -15,6 +15,9 @@ Tasks (English train/validation; `test` splits are multilingual and carry a `lan
   code: codexglue_defect, codexglue_clone, codexglue_codesearch (CodeXGLUE), mbpp, humaneval, mbxp (python,
   javascript, typescript, java, cpp, go), humaneval_xl and humaneval_xl_<lang> (prompts in en/de/es/fr/ru) — see
   `code_tasks`; their texts are not in `corpus` (the tiny encoder's tokenizer), `code_corpus` lists them
+
+`write_corpora` writes the tiny models' tokenizer corpora that ship in xstilts/models/corpus/ (`corpus` and
+`causal_code_corpus`): the runtime reads those files and does not import this module.
 """
 
 from __future__ import annotations
@@ -1188,6 +1191,37 @@ def corpus(seed: int = 13) -> list[str]:
                 if "endings" in row:
                     texts.extend(row["endings"])
     return texts
+
+
+# Fields of the sample rows that hold code or prompts: the tiny causal tokenizer learns them besides `corpus`.
+CAUSAL_CODE_FIELDS = ("prompt", "completion", "canonical_solution", "test", "code")
+
+
+def causal_code_corpus(seed: int = 13) -> list[str]:
+    """The code texts of the sample data (prompts, solutions, tests) that the tiny causal tokenizer is trained on
+    besides `corpus`, in a fixed order."""
+    return [row[field] for rows_by_split in generate(seed).values() for rows in rows_by_split.values()
+            for row in rows if isinstance(row, dict) for field in CAUSAL_CODE_FIELDS if isinstance(row.get(field), str)]
+
+
+# The tiny models' tokenizer corpora, shipped in xstilts/models/corpus/ (the runtime does not import this module).
+CORPORA = {"tiny-encoder.jsonl": corpus, "tiny-causal.jsonl": causal_code_corpus}
+
+
+def write_corpora(out_dir: str | Path, seed: int = 13) -> list[Path]:
+    """Write the tiny models' tokenizer corpora (CORPORA) into `out_dir`: one JSON string a line, so texts keep their
+    newlines. Rewrite the shipped ones after changing the generator (tests/test_sample_data.py compares them):
+    python -c "from xstilts.sampledata.generate import write_corpora; write_corpora('xstilts/models/corpus')"
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, texts in CORPORA.items():
+        path = out_dir / name
+        with open(path, "w", encoding="utf-8", newline="\n") as f:
+            f.writelines(json.dumps(text, ensure_ascii=False) + "\n" for text in texts(seed))
+        paths.append(path)
+    return paths
 
 
 def write_sample_data(out_dir: str | Path, seed: int = 13) -> Path:

@@ -133,7 +133,7 @@ def _model_inputs(init: str | Path, **others) -> dict:
 
 def intermediate_finetune(condition: str, dataset_dir: str | Path, model_name: str, out_dir: str | Path,
                           config: TrainConfig, model_revision: str | None = None) -> dict:
-    """Step 2: fine-tune the pretrained encoder on an English intermediate task, or several at once (`mnli+squad`:
+    """Step 3: fine-tune the pretrained encoder on an English intermediate task, or several at once (`mnli+squad`:
     multi-task, shared encoder, one head each); `none` passes the pretrained encoder through."""
     tasks = condition_tasks(condition)
     provenance = Provenance("intermediate", {"dataset": dataset_dir},
@@ -148,7 +148,7 @@ def intermediate_finetune(condition: str, dataset_dir: str | Path, model_name: s
 
 def target_finetune(task_name: str, dataset_dir: str | Path, intermediate_model: str | Path, out_dir: str | Path,
                     config: TrainConfig, condition: str | None = None) -> dict:
-    """Step 3: the intermediate model's encoder (its heads dropped) fine-tuned on the target task. Retrieval targets
+    """Step 4: the intermediate model's encoder (its heads dropped) fine-tuned on the target task. Retrieval targets
     are not trained: the intermediate encoder passes through to evaluation."""
     if not (Path(intermediate_model) / "encoder" / "config.json").exists() and lm_dir(intermediate_model) is None:
         raise ConfigError(f"{intermediate_model} is not a model directory (no encoder/config.json or lm/config.json)")
