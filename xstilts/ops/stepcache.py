@@ -348,9 +348,11 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
 
 def _call(step: str, func: Callable[..., Any], inputs: dict[str, Any], outputs: dict[str, Any],
           params: dict[str, Any]) -> Any:
-    """`func(**inputs, **outputs, **params)`, unless this very call (same paths, parameters and code: a retry of the
-    same pipeline task) already failed deterministically; see xstilts.ops.failfast."""
-    identity = {"paths": jsonable({**inputs, **outputs}, sort_keys=True), "params": jsonable(params, sort_keys=True),
+    """`func(**inputs, **outputs, **params)`, unless this very call (the same input contents, output paths,
+    parameters and code: a retry of the same pipeline task) already failed deterministically; see
+    xstilts.ops.failfast."""
+    identity = {"inputs": {name: _content(value) for name, value in inputs.items()},
+                "outputs": jsonable(outputs, sort_keys=True), "params": jsonable(params, sort_keys=True),
                 "code": code_fingerprint(func)}
     with failing_fast(step, identity):
         return func(**inputs, **outputs, **params)
