@@ -123,3 +123,47 @@ def test_code_eval_out_dot_deletes_nothing(tmp_path):
         assert out.returncode == 1 and "refusing to use the working folder" in out.stderr, out.stderr
         assert "Traceback" not in out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+# ---- readers: one line naming the file and the line, never a traceback or a hang ---------------------------------
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"a": 1}\n[1, 2]\n', "line 2: expected a JSON object, got list"),
+    (b'{"a": 1}\n{"a": \n', "line 2: not valid JSON"),
+    (b'{"a": 1}\n{"a": "caf\xe9"}\n', "line 2: not UTF-8 (byte 0xe9"),
+    ('{"a": 1}\n'.encode("utf-16"), "is UTF-16 text: save it as UTF-8"),
+    (b'{"a": 1}\n\x00\x01\x02\n', "line 2: binary data (a NUL byte)"),
+    (b'{"a": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n", "line 1: JSON nested too deeply"),
+    (b'{"text": "ok"}\n{"q": {"text": ["fine", "bad \\ud800 half"]}}\n',
+     "line 2: field q.text.1 holds an unpaired UTF-16 surrogate"),
+])
+def test_jsonl_reader_errors(tmp_path, content, message):
+    from xstilts.errors import DataError
+    from xstilts.io import read_jsonl
+
+    path = tmp_path / "rows.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(DataError) as e:
+        read_jsonl(path)
+    assert message in str(e.value) and str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_jsonl_reader_special_files_and_gzip(tmp_path):
+    import gzip
+
+    from xstilts.errors import DataError
+    from xstilts.io import read_jsonl
+
+    with pytest.raises(DataError, match="is a folder, not a file"):
+        read_jsonl(tmp_path)
+    os.mkfifo(tmp_path / "fifo.jsonl")
+    with pytest.raises(DataError, match="not a regular file"):
+        read_jsonl(tmp_path / "fifo.jsonl")  # refused from its stat: opening it would block
+    with gzip.open(tmp_path / "rows.jsonl.gz", "wt", encoding="utf-8") as f:
+        f.write('{"task_id": "HumanEval/0", "prompt": "def f():\\n"}\n\n{"task_id": "x"}\n')
+    assert read_jsonl(tmp_path / "rows.jsonl.gz", numbered=True) == [
+        (1, {"task_id": "HumanEval/0", "prompt": "def f():\n"}), (3, {"task_id": "x"})]
+    whole = gzip.compress(b"".join(b'{"a": %d}\n' % (i * 7919 % 100003) for i in range(5000)))
+    (tmp_path / "cut.jsonl.gz").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(DataError, match="cut.jsonl.gz: cannot be read"):
+        read_jsonl(tmp_path / "cut.jsonl.gz")

@@ -4,25 +4,23 @@ writers of the reports. It imports nothing of xstilts but xstilts.errors."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import contextvars
+import dataclasses
+import gzip
 import hashlib
+import html
 import json
+import math
 import os
 import shutil
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
-from xstilts.errors import ConfigError, OutputExistsError
-import base64
-import html
-from typing import Iterable, Sequence
-import dataclasses
-import math
-
-from xstilts.errors import DataError
+from xstilts.errors import ConfigError, DataError, OutputExistsError
 
 
 def shorten(value: Any, limit: int = 120) -> str:
@@ -36,16 +34,7 @@ def read_text_file(path: str | os.PathLike, what: str = "file", max_bytes: int =
     """The UTF-8 text of a regular file, or a one-line ConfigError naming the file and what is wrong: missing, a
     folder, a FIFO or device (never opened: a FIFO would block), too large, binary, UTF-16/32 or not UTF-8."""
     path = Path(path)
-    try:
-        info = path.stat()
-    except FileNotFoundError:
-        raise ConfigError(f"{what} {path} does not exist") from None
-    except OSError as e:
-        raise ConfigError(f"{what} {path}: cannot be read ({e.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"{what} {path} is a folder, not a file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{what} {path} is not a regular file (a FIFO, socket or device)")
+    info = check_regular_file(path, what)
     if info.st_size > max_bytes:
         raise ConfigError(f"{what} {path} is {info.st_size:,} bytes; at most {max_bytes:,} are read")
     data = path.read_bytes()
@@ -165,21 +154,83 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def read_jsonl(path: str | os.PathLike, *, numbered: bool = False) -> list[dict] | list[tuple[int, dict]]:
-    """The JSON objects of a JSON Lines file, one a line (blank lines skipped); with `numbered`, (line number, object)
-    pairs. A line that is not JSON, or not an object, raises DataError naming the file and the line."""
+    """The JSON objects of a JSON Lines file (`.gz` too), one a line (blank lines skipped); with `numbered`, (line
+    number, object) pairs. Anything else — a folder or FIFO, binary or UTF-16 bytes, a line that is not UTF-8, not
+    JSON or not an object, JSON nested too deeply, text holding an unpaired surrogate — raises DataError naming the
+    file and the line."""
+    path = Path(path)
+    check_regular_file(path, "data file", DataError)
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}: line {number}: not valid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
-            rows.append((number, row) if numbered else row)
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+        try:
+            for number, raw in enumerate(f, start=1):
+                if number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                    raise DataError(f"{path} is UTF-16 text: save it as UTF-8")
+                if b"\0" in raw:
+                    raise DataError(f"{path}: line {number}: binary data (a NUL byte), not JSON Lines text")
+                try:
+                    line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    raise DataError(f"{path}: line {number}: not UTF-8 (byte {raw[e.start]:#04x} at column "
+                                    f"{e.start + 1})") from None
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{path}: line {number}: not valid JSON ({e.msg} at column {e.colno})") from None
+                except RecursionError:
+                    raise DataError(f"{path}: line {number}: JSON nested too deeply") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}: line {number}: expected a JSON object, got {type(row).__name__}")
+                where = _unpaired_surrogate(row)
+                if where is not None:
+                    raise DataError(f"{path}: line {number}: field {where} holds an unpaired UTF-16 surrogate "
+                                    "(a \\ud800-\\udfff escape alone), not text")
+                rows.append((number, row) if numbered else row)
+        except (OSError, EOFError) as e:  # a truncated or corrupt .gz
+            if isinstance(e, DataError):
+                raise
+            raise DataError(f"{path}: cannot be read ({e})") from None
     return rows
+
+
+def _unpaired_surrogate(value: Any, where: str = "") -> str | None:
+    """The key path of the first string holding a lone surrogate (it cannot be written as UTF-8), or None."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where or "(value)"
+        return None
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _unpaired_surrogate(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "file", error: type[Exception] = ConfigError) -> os.stat_result:
+    """The file's stat, or `error` (one line) when it is missing, a folder, or a FIFO, socket or device (which are
+    never opened: a FIFO would block)."""
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise error(f"{what} {path} does not exist") from None
+    except OSError as e:
+        raise error(f"{what} {path}: cannot be read ({e.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise error(f"{what} {path} is a folder, not a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise error(f"{what} {path} is not a regular file (a FIFO, socket or device)")
+    return info
 
 
 def plain(value: Any) -> Any:
