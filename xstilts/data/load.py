@@ -343,8 +343,12 @@ def load_split(task: Task, split: str, data: str, languages: tuple[str, ...], re
         df = pd.concat(frames, ignore_index=True)
         df.attrs["source"] = f"{task.hub.path} [{split}]"
         return df
-    path = split_file(Path(data), task, split)
-    if task.kind == RETRIEVAL and path.with_name(split + PAIRS_SUFFIX).exists():
+    from xstilts.data.official import load_official  # official release files (SQuAD JSON, XNLI TSV, CoNLL-U, ...)
+    official = load_official(Path(data), task, split, languages)  # None: <data>/<task>/<split>.jsonl|parquet
+    path = Path(official.attrs["source"]) if official is not None else split_file(Path(data), task, split)
+    if official is not None:
+        df = official
+    elif task.kind == RETRIEVAL and path.with_name(split + PAIRS_SUFFIX).exists():
         df = _read_mining_split(path, task, split)
     else:
         df = canonicalize(read_local(path), task, split, str(path), default_language=task.train_language)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 from xstilts.data import dvc as dvcdata
 from xstilts.data.load import (CHECK_PREFIX, HUB_PREFIX, OK, PAIRS_SUFFIX, SIDES, SOURCE_ROW, canonical_columns, load_split)
-from xstilts.errors import ConfigError, DataValidationError
+from xstilts.errors import ConfigError, DataError, DataValidationError
 from xstilts.io import atomic_dir, atomic_write_text, write_json
 from xstilts.provenance import Provenance, source_files
 from xstilts.io import esc, html_page, html_table, markdown_table, plain
@@ -171,7 +171,11 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
         for split in splits:
             source = default_source((task_data or {}).get(name, data))
             root = roots.get(source, source)
-            tables[(name, split)] = load_split(task, split, root, task.split_languages(split, eval_languages), hf_revision)
+            try:
+                tables[(name, split)] = load_split(task, split, root, task.split_languages(split, eval_languages),
+                                                   hf_revision)
+            except DataError as e:
+                raise DataError(_trained_on(name, targets, root) + str(e)) from None
         labels = _labels(task, tables)
         manifest["tasks"][name] = {"kind": task.kind, "labels": list(labels), "metric": task.metric,
                                    "languages": list(eval_languages), "train_task": task.data_task,
@@ -195,13 +199,31 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
         write_json(tmp / "manifest.json", manifest)
         sources = [Path(df.attrs["source"]) for df in tables.values() if not data_is_hub(df.attrs.get("source", ""))]
         sources += [p.with_name(p.name.split(".")[0] + PAIRS_SUFFIX) for p in sources]  # retrieval gold pairs
+        official = {f"{t}/{s}": df.attrs["official_files"] for (t, s), df in tables.items() if df.attrs.get("official_files")}
+        sources += [Path(tables[tuple(key.split("/"))].attrs["official_root"]) / rel
+                    for key, files in official.items() for rel in files]  # official release files read
         provenance.data = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
-                           "files": source_files(sources)}
+                           "files": source_files(sources), **({"official_files": official} if official else {})}
         for key in ("data_version", "task_data_versions"):
             if key in manifest:
                 provenance.data[key] = manifest[key]
         provenance.record(tmp)
     return manifest
+
+
+def _trained_on(name: str, targets: list[Task], root: str) -> str:
+    """The reason a task's data is needed when only a target that trains on it was asked for (xquad → squad)."""
+    users = [t.name for t in targets if t.train_task == name and t.name != name]
+    if not users or name in {t.name for t in targets} or str(root).startswith(HUB_PREFIX):
+        return ""
+    from xstilts.data.official import expectations
+
+    task = get_task(name)
+    names = ", ".join(e.shown for split in task.splits for e in expectations(task, split, task.train_language)[:1])
+    where = (f"`data` is the single file {root}: point it at a folder holding both tasks' files, or give {name} its "
+             f"own root in task_data" if Path(root).is_file() else f"put {name}'s files under {Path(root) / name}/ "
+             f"({', '.join(task.splits)} .jsonl/.parquet{', or ' + names if names else ''})")
+    return f"{' and '.join(users)} {'trains' if len(users) == 1 else 'train'} on {name}'s English data (train_task): {where}. "
 
 
 def data_is_hub(source: str) -> bool:
