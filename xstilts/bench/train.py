@@ -226,7 +226,7 @@ def run_trainer(spec: dict) -> dict:
 
 
 def run_loop(spec: dict) -> dict:
-    """A setup of the project's training loop (xstilts.training.train) with the spec's TrainConfig changes."""
+    """A setup of the project's training loop (xstilts.train.loop.train) with the spec's TrainConfig changes."""
     import pandas as pd
 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
