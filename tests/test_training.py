@@ -61,7 +61,7 @@ def test_every_trainable_kind_learns(task, chance, dataset, tmp_path):
 
 
 def test_multitask_training_shares_the_encoder_and_samples_tasks(dataset, tmp_path):
-    from xstilts.train.loop import task_probabilities
+    from xstilts.train.batching import task_probabilities
 
     assert task_probabilities([300, 100], "proportional", 2.0) == pytest.approx([0.75, 0.25])
     assert task_probabilities([400, 100], "temperature", 2.0) == pytest.approx([2 / 3, 1 / 3])

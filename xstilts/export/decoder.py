@@ -1,20 +1,23 @@
-"""TODO docstring (causal)."""
+"""Export of a causal LM (generation tasks) to ONNX as one decoder step with a KV cache: KVCacheDecoder (the
+flat-tensor module that both onnxruntime and PyTorch generation run), load_decoder, and export_causal_onnx
+(build the module → torch.onnx export → parity, export/parity.py → write)."""
 
 from __future__ import annotations
 
-import logging
-import shutil
 import time
-import warnings
 from pathlib import Path
-import numpy as np
 import torch
 from torch import nn
-from xstilts.errors import ConfigError, ExportParityError
-from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
-from xstilts.io import markdown_table
+from xstilts.errors import ConfigError
+from xstilts.export import parity
+from xstilts.export.common import export_program, quiet_exporter, write_export_dir
+from xstilts.io import atomic_copy, atomic_dir, read_json
+from xstilts.provenance import Provenance
 from xstilts.tasks.registry import GENERATION
 from xstilts.models.causal import ARCHITECTURE, LM_DIR, cache_names, cache_shape, lm_dir, load_causal_lm, positions
+
+REPORT_FIELDS = ("task", "kind", "condition", "opset", "exporter", "parity_shapes", "max_abs_diff", "tolerance",
+                 "parity_passed", "onnx_bytes")
 
 
 class KVCacheDecoder(nn.Module):
@@ -55,11 +58,40 @@ def load_decoder(model_dir: str | Path) -> tuple[KVCacheDecoder, object, dict]:
     return KVCacheDecoder(lm.float().eval()).eval(), tokenizer, info
 
 
-PARITY_PROMPTS = [  # prompts of different lengths in several languages: left padding is exercised
-    "def add(a, b):\n    ",
-    "# Gibt die Summe zurück\ndef summe(zahlen):\n    return ",
-    "function countWords(sentence) {\n  ",
-]
+def generation_task(model_dir: str | Path, info: dict) -> str:
+    """The one generation task of a target model directory (export needs exactly one)."""
+    heads = info.get("heads", {})
+    if len(heads) != 1:
+        raise ConfigError(f"{model_dir} has {len(heads)} tasks ({', '.join(heads) or 'none'}): export needs a "
+                          f"target-task model with one generation task")
+    return next(iter(heads))
+
+
+def random_steps_from(decoder: KVCacheDecoder):
+    """A seeded source of random decoder steps: the export example, then the random parity steps."""
+    vocab = decoder.lm.config.vocab_size
+    gen = torch.Generator().manual_seed(0)
+
+    def random_step(batch: int, new: int, past_length: int):
+        """Random ids after a random past, the first row left-padded (its first two positions)."""
+        ids = torch.randint(0, vocab, (batch, new), generator=gen)
+        mask = torch.ones(batch, past_length + new, dtype=torch.long)
+        mask[0, :min(2, past_length + new - 1)] = 0
+        past = [torch.randn(batch, decoder.kv_heads, past_length, decoder.head_dim, generator=gen)
+                for _ in range(2 * decoder.layers)]
+        return ids, mask, positions(mask)[:, past_length:], past
+
+    return random_step
+
+
+def dynamic_axes(max_positions: int, past_tensors: int) -> tuple:
+    """Batch, sequence, past and total length dynamic: one graph serves prefill (empty past) and decode steps."""
+    batch = torch.export.Dim("batch", min=1, max=4096)
+    sequence = torch.export.Dim("sequence", min=1, max=max_positions)
+    past_length = torch.export.Dim("past_sequence", min=0, max=max_positions)
+    # The mask's length is past + sequence: AUTO lets the exporter derive that relation instead of us naming it.
+    return ({0: batch, 1: sequence}, {0: batch, 1: torch.export.Dim.AUTO}, {0: batch, 1: sequence},
+            tuple({0: batch, 2: past_length} for _ in range(past_tensors)))
 
 
 def export_causal_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1e-4, opset: int = 18,
@@ -72,74 +104,25 @@ def export_causal_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: fl
     (unpadded) positions must agree with PyTorch within `tolerance` for a left-padded prefill with an empty past,
     a decode step fed that prefill's presents, and random shapes unseen at export; otherwise ExportParityError and
     nothing is written."""
-    import onnxruntime as ort
-
-    from xstilts.provenance import Provenance
-
     provenance = Provenance("export", {"model": model_dir}, {"tolerance": tolerance, "opset": opset})
     decoder, tokenizer, info = load_decoder(model_dir)
-    heads = info.get("heads", {})
-    if len(heads) != 1:
-        raise ConfigError(f"{model_dir} has {len(heads)} tasks ({', '.join(heads) or 'none'}): export needs a "
-                          f"target-task model with one generation task")
-    task = next(iter(heads))
+    task = generation_task(model_dir, info)
     layers, kv_heads, head_dim = decoder.layers, decoder.kv_heads, decoder.head_dim
     past_names, present_names = cache_names(layers)
     inputs = ["input_ids", "attention_mask", "position_ids", *past_names]
     outputs = ["logits", *present_names]
     max_positions = decoder.lm.config.max_position_embeddings
-    vocab = decoder.lm.config.vocab_size
-    gen = torch.Generator().manual_seed(0)
-
-    def random_step(batch: int, new: int, past_length: int):
-        """Random ids after a random past, the first row left-padded (its first two positions)."""
-        ids = torch.randint(0, vocab, (batch, new), generator=gen)
-        mask = torch.ones(batch, past_length + new, dtype=torch.long)
-        mask[0, :min(2, past_length + new - 1)] = 0
-        past = [torch.randn(batch, kv_heads, past_length, head_dim, generator=gen) for _ in past_names]
-        return ids, mask, positions(mask)[:, past_length:], past
-
-    example = random_step(2, 5, 3)
-    batch = torch.export.Dim("batch", min=1, max=4096)
-    sequence = torch.export.Dim("sequence", min=1, max=max_positions)
-    past_length = torch.export.Dim("past_sequence", min=0, max=max_positions)
-    # The mask's length is past + sequence: AUTO lets the exporter derive that relation instead of us naming it.
-    dynamic = ({0: batch, 1: sequence}, {0: batch, 1: torch.export.Dim.AUTO}, {0: batch, 1: sequence},
-               tuple({0: batch, 2: past_length} for _ in past_names))
+    random_step = random_steps_from(decoder)
+    ids, mask, position_ids, past = random_step(2, 5, 3)
     started = time.perf_counter()
-    with atomic_dir(out_dir) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not actionable for users
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(decoder, (example[0], example[1], example[2], *example[3]), input_names=inputs,
-                                    output_names=outputs, dynamic_shapes=dynamic, opset_version=opset, dynamo=True,
-                                    verbose=False)
+    with atomic_dir(out_dir) as tmp, quiet_exporter():
+        program = export_program(decoder, (ids, mask, position_ids, *past), inputs, outputs,
+                                 dynamic_axes(max_positions, len(past_names)), opset)
         program.save(str(tmp / "model.onnx"))
         export_seconds = time.perf_counter() - started
 
-        session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
-        diffs, shapes = [], []
-
-        def compare(ids, mask, position_ids, past) -> list[np.ndarray]:
-            with torch.no_grad():
-                expected = [t.numpy() for t in decoder(ids, mask, position_ids, *past)]
-            feed = {"input_ids": ids.numpy(), "attention_mask": mask.numpy(), "position_ids": position_ids.numpy(),
-                    **{name: p.numpy() for name, p in zip(past_names, past)}}
-            got = session.run(outputs, feed)
-            valid = mask.bool().numpy()[:, None, :, None]  # present entries at padded positions are never attended
-            diffs.append(float(np.abs(got[0] - expected[0]).max()))
-            diffs.extend(float(np.abs(np.where(valid, g - e, 0.0)).max()) for g, e in zip(got[1:], expected[1:]))
-            shapes.append({"batch": int(ids.shape[0]), "new": int(ids.shape[1]), "past": int(past[0].shape[2])})
-            return expected
-
-        text = tokenizer(PARITY_PROMPTS, padding=True, return_tensors="pt")
-        mask = text["attention_mask"]
-        prefill = compare(text["input_ids"], mask, positions(mask), decoder.empty_past(len(PARITY_PROMPTS)))
-        step_ids = torch.from_numpy(prefill[0].argmax(-1)).unsqueeze(1)  # a decode step fed the prefill's presents
-        step_mask = torch.cat([mask, torch.ones_like(step_ids)], dim=1)
-        compare(step_ids, step_mask, step_mask.sum(1, keepdim=True) - 1, [torch.from_numpy(p) for p in prefill[1:]])
-        compare(*random_step(3, 1, 11))
-        compare(*random_step(1, 6, 0))
-        max_diff = max(diffs)
+        max_diff, shapes = parity.decoder_max_diff(decoder, tokenizer, tmp / "model.onnx", past_names, outputs,
+                                                   random_step)
         report = {
             "model_dir": str(model_dir), "task": task, "kind": GENERATION, "condition": info.get("condition"),
             "opset": opset, "exporter": "torch.onnx dynamo", "inputs": inputs, "outputs": outputs,
@@ -149,26 +132,16 @@ def export_causal_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: fl
             "parity_passed": max_diff <= tolerance, "export_seconds": round(export_seconds, 2),
             "onnx_bytes": sum(p.stat().st_size for p in tmp.glob("model.onnx*")),
         }
-        if max_diff > tolerance:
-            raise ExportParityError(f"ONNX parity check failed for {model_dir}: max |onnx - torch| = {max_diff:.3g} "
-                                    f"> {tolerance:g} on steps {shapes}")
-        tokenizer.save_pretrained(tmp)
+        parity.require_parity(model_dir, max_diff, tolerance, f"steps {shapes}")
         meta = {"task": task, "kind": GENERATION, "labels": [], "condition": info.get("condition"),
                 "settings": info.get("settings") or {"max_length": max_positions}, "outputs": outputs,
                 "architecture": ARCHITECTURE,
                 "decoder": {"inputs": inputs, "layers": layers, "kv_heads": kv_heads, "head_dim": head_dim,
                             "max_positions": max_positions, "eos_token_id": tokenizer.eos_token_id,
                             "pad_token_id": tokenizer.pad_token_id}}
-        write_json(tmp / "task.json", meta)  # generation reads the cache layout and special tokens from here
-        write_json(tmp / "export_report.json", report)
-        atomic_write_text(tmp / "export_report.md", "# ONNX export (decoder with KV cache)\n\n" + markdown_table(
-            ["field", "value"], [[k, report[k]] for k in ("task", "kind", "condition", "opset", "exporter",
-                                                          "parity_shapes", "max_abs_diff", "tolerance",
-                                                          "parity_passed", "onnx_bytes")]))
-        training = Path(model_dir) / "training.json"
-        if training.exists():
-            shutil.copy(training, tmp / "training.json")
-        provenance.record(tmp)
+        # Generation reads the cache layout and special tokens from task.json.
+        write_export_dir(tmp, model_dir, tokenizer, meta, report, "ONNX export (decoder with KV cache)", REPORT_FIELDS,
+                         provenance)
     if md_path:
         atomic_copy(Path(out_dir) / "export_report.md", md_path)
     return report

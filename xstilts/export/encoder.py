@@ -1,39 +1,32 @@
 """Step 5: export a target model to ONNX with `torch.onnx` (dynamo exporter), dynamic batch and sequence axes,
 named inputs/outputs per task kind (logits; start_logits/end_logits for QA; embeddings for retrieval, the mean of
-one layer's hidden states), and a parity check against PyTorch on inputs of shapes not used for export.
+one layer's hidden states), and a parity check against PyTorch on inputs of shapes not used for export
+(export/parity.py).
 
 By default the exported graph is fused for onnxruntime (attention, skip-LayerNorm, bias-GELU contrib ops; see
 fuse_for_ort), which is what makes zero-shot evaluation on CPU fast; the parity check runs on the fused model."""
 
 from __future__ import annotations
 
-import logging
-import shutil
 import time
-import warnings
 from pathlib import Path
-import numpy as np
 import torch
+from xstilts.export import parity
+from xstilts.export.common import export_program, quiet_exporter, write_export_dir
 from xstilts.export.decoder import export_causal_onnx
 from xstilts.models.causal import lm_dir
-from xstilts.errors import ConfigError, ExportParityError
-from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
+from xstilts.errors import ConfigError
+from xstilts.io import atomic_copy, atomic_dir, read_json
 from xstilts.kinds.base import OUTPUTS
 from xstilts.provenance import Provenance
 from xstilts.models.encoder import MeanPooledEncoder, load_encoder, load_model
-from xstilts.tasks.registry import MULTIPLE_CHOICE, QA, TAGGING, get_task
-from xstilts.io import markdown_table
+from xstilts.tasks.registry import MULTIPLE_CHOICE, get_task
 
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
 EXPORT_SHAPE = (2, 16)  # (batch, sequence) of the example inputs traced at export
-PARITY_PROBES = [  # held-out parity inputs in several scripts; batch 5 and their padded length differ from export
-    ("Anna has 3 apples in the garden.", "Anna owns 3 apples."),
-    ("Marco hat 7 Bücher.", "Marco mag Musik."),
-    ("У Omar есть 4 ключей.", "У Omar нет ключей."),
-    ("Rosa possède 9 stylos et deux chats dans la maison.", "Rosa a 2 stylos."),
-    ("A Lina le gusta el ajedrez.", "Lina tiene 5 cajas."),
-]
+REPORT_FIELDS = ("task", "kind", "condition", "opset", "fused_ops", "outputs", "export_shape", "parity_shapes",
+                 "max_abs_diff", "tolerance", "parity_passed", "onnx_bytes")
 
 
 def fuse_for_ort(model) -> dict[str, int]:
@@ -82,24 +75,9 @@ def exportable(model_dir: str | Path, retrieval_layer: int = 0) -> tuple[torch.n
     return module.float(), tokenizer, meta
 
 
-def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1e-4, opset: int = 18,
-                md_path: str | Path | None = None, retrieval_layer: int = 0, optimize: bool = True) -> dict:
-    """Write out_dir/{model.onnx, tokenizer files, task.json, export_report.json, export_report.md}.
-
-    optimize: fuse the graph for onnxruntime (fuse_for_ort) before the parity check.
-    Raises ExportParityError (and writes nothing) when max |onnx - torch| > tolerance in fp32. A causal model
-    directory (generation tasks) is exported as a decoder with a KV cache (causal.export_causal_onnx)."""
-    import onnxruntime as ort
-
-    if lm_dir(model_dir) is not None:
-        return export_causal_onnx(model_dir, out_dir, tolerance, opset, md_path)
-
-    provenance = Provenance("export", {"model": model_dir},
-                            {"tolerance": tolerance, "opset": opset, "retrieval_layer": retrieval_layer,
-                             "optimize": optimize})
-    module, tokenizer, meta = exportable(model_dir, retrieval_layer)
-    kind, outputs = meta["kind"], meta["outputs"]
-    choices = len(meta["labels"]) if kind == MULTIPLE_CHOICE else None
+def random_inputs_from(tokenizer, choices: int | None):
+    """A seeded source of random (ids, mask) batches: the export example, then the random parity probe. Rows are
+    [batch, choices, length] for multiple choice; the second row (or the only one) is padded from `pad_from`."""
     vocab = len(tokenizer)
     gen = torch.Generator().manual_seed(0)
 
@@ -112,42 +90,47 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
             ids[mask == 0] = tokenizer.pad_token_id
         return ids, mask
 
-    example_ids, example_mask = random_inputs(EXPORT_SHAPE[0], EXPORT_SHAPE[1], EXPORT_SHAPE[1] // 2)
+    return random_inputs
+
+
+def dynamic_axes(module: torch.nn.Module, choices: int | None) -> dict:
+    """Batch and sequence dynamic for both inputs (the sequence axis is 2 for multiple choice's [batch, choices,
+    length]), up to the encoder's position limit."""
     encoder_config = (module.encoder if hasattr(module, "index") else module.model.encoder).config
     batch = torch.export.Dim("batch", min=1, max=4096)
     sequence = torch.export.Dim("sequence", min=2, max=encoder_config.max_position_embeddings - 2)
     axes = {0: batch, 2: sequence} if choices else {0: batch, 1: sequence}
-    dynamic = {"input_ids": axes, "attention_mask": axes}
+    return {"input_ids": axes, "attention_mask": axes}
+
+
+def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1e-4, opset: int = 18,
+                md_path: str | Path | None = None, retrieval_layer: int = 0, optimize: bool = True) -> dict:
+    """Write out_dir/{model.onnx, tokenizer files, task.json, export_report.json, export_report.md}.
+
+    optimize: fuse the graph for onnxruntime (fuse_for_ort) before the parity check.
+    Raises ExportParityError (and writes nothing) when max |onnx - torch| > tolerance in fp32. A causal model
+    directory (generation tasks) is exported as a decoder with a KV cache (decoder.export_causal_onnx)."""
+    if lm_dir(model_dir) is not None:
+        return export_causal_onnx(model_dir, out_dir, tolerance, opset, md_path)
+
+    provenance = Provenance("export", {"model": model_dir},
+                            {"tolerance": tolerance, "opset": opset, "retrieval_layer": retrieval_layer,
+                             "optimize": optimize})
+    module, tokenizer, meta = exportable(model_dir, retrieval_layer)
+    kind, outputs = meta["kind"], meta["outputs"]
+    choices = len(meta["labels"]) if kind == MULTIPLE_CHOICE else None
+    random_inputs = random_inputs_from(tokenizer, choices)
+    example_ids, example_mask = random_inputs(EXPORT_SHAPE[0], EXPORT_SHAPE[1], EXPORT_SHAPE[1] // 2)
+    dynamic = dynamic_axes(module, choices)
     started = time.perf_counter()
-    with atomic_dir(out_dir) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the exporter's deprecation chatter is not actionable for users
-        logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-        program = torch.onnx.export(module, (example_ids, example_mask), input_names=INPUT_NAMES, output_names=outputs,
-                                    dynamic_shapes=dynamic, opset_version=opset, dynamo=True, verbose=False)
+    with atomic_dir(out_dir) as tmp, quiet_exporter():
+        program = export_program(module, (example_ids, example_mask), INPUT_NAMES, outputs, dynamic, opset)
         fused_ops = fuse_for_ort(program.model) if optimize else {}
         program.save(str(tmp / "model.onnx"))
         export_seconds = time.perf_counter() - started
 
-        # Parity on held-out text (not for multiple choice) and on random ids, both of shapes unseen at export.
-        probes = [random_inputs(3, 37, 20)]
-        if not choices:
-            text = tokenizer([a for a, _ in PARITY_PROBES], [b for _, b in PARITY_PROBES], padding=True, return_tensors="pt")
-            if text["input_ids"].shape[1] != EXPORT_SHAPE[1]:
-                probes.append((text["input_ids"], text["attention_mask"]))
-        session = ort.InferenceSession(str(tmp / "model.onnx"), providers=["CPUExecutionProvider"])
-        diffs = []
-        for ids, mask in probes:
-            with torch.no_grad():
-                expected = module(ids, mask)
-            expected = expected if isinstance(expected, tuple) else (expected,)
-            got = session.run(outputs, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
-            valid = mask.bool().numpy()
-            for name, e, g in zip(outputs, expected, got):
-                e = e.numpy()
-                if kind in (QA, TAGGING):  # per-token outputs at padded positions are never read
-                    e, g = e[valid], g[valid]
-                diffs.append(float(np.abs(g - e).max()))
-        max_diff = max(diffs)
+        probes = parity.encoder_probes(tokenizer, random_inputs, choices, EXPORT_SHAPE[1])
+        max_diff = parity.encoder_max_diff(module, tmp / "model.onnx", probes, outputs, kind)
         report = {
             "model_dir": str(model_dir), "task": meta["task"], "kind": kind, "labels": meta["labels"],
             "condition": meta["condition"], "opset": opset, "inputs": INPUT_NAMES, "outputs": outputs,
@@ -157,20 +140,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
             "fused_ops": fused_ops, "export_seconds": round(export_seconds, 2),
             "onnx_bytes": sum(p.stat().st_size for p in tmp.glob("model.onnx*")),
         }
-        if max_diff > tolerance:
-            raise ExportParityError(f"ONNX parity check failed for {model_dir}: max |onnx - torch| = {max_diff:.3g} "
-                                    f"> {tolerance:g} on shapes {report['parity_shapes']}")
-        tokenizer.save_pretrained(tmp)
-        write_json(tmp / "task.json", meta)  # evaluation tokenises and decodes as training did
-        write_json(tmp / "export_report.json", report)
-        atomic_write_text(tmp / "export_report.md", "# ONNX export\n\n" + markdown_table(
-            ["field", "value"], [[k, report[k]] for k in ("task", "kind", "condition", "opset", "fused_ops", "outputs",
-                                                          "export_shape", "parity_shapes", "max_abs_diff", "tolerance", "parity_passed",
-                                                          "onnx_bytes")]))
-        training = Path(model_dir) / "training.json"
-        if training.exists():
-            shutil.copy(training, tmp / "training.json")
-        provenance.record(tmp)
+        parity.require_parity(model_dir, max_diff, tolerance, f"shapes {report['parity_shapes']}")
+        write_export_dir(tmp, model_dir, tokenizer, meta, report, "ONNX export", REPORT_FIELDS, provenance)
     if md_path:
         atomic_copy(Path(out_dir) / "export_report.md", md_path)
     return report

@@ -1,1 +1,2 @@
-"""TODO"""
+"""Training: the fine-tuning steps (finetune), the training loop (loop) and its helpers (batching, checkpoint,
+distributed, speed, result)."""

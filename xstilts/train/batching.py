@@ -1,7 +1,12 @@
-"""TODO docstring (training)."""
+"""Which rows make each micro-batch, and which task each micro-batch comes from.
+
+Every choice here is a function of (seed, epoch) or (seed, micro-batch number), never of a running RNG, so a run
+resumed from a checkpoint draws exactly the batches the uninterrupted run would have drawn.
+"""
 
 from __future__ import annotations
 
+import math
 import numpy as np
 from xstilts.config import TrainConfig
 
@@ -36,7 +41,46 @@ def token_budget_batches(lengths: list[int], budget: int, width_of, seed: int, e
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def epoch_batches(lengths: list[int], config: "TrainConfig", epoch: int) -> list[np.ndarray]:
+def epoch_batches(lengths: list[int], config: TrainConfig, epoch: int) -> list[np.ndarray]:
+    """One epoch's micro-batches of one task: by token budget when `config.token_budget` is set, else by rows."""
     if config.token_budget:
         return token_budget_batches(lengths, config.token_budget, config.padded_width, config.seed, epoch)
     return length_grouped_batches(lengths, config.batch_size, config.seed, epoch)
+
+
+def micro_batches_per_epoch(train_sets: list, config: TrainConfig) -> list[int]:
+    """Each task's micro-batch count per epoch (token budgets: the same every epoch, so epoch 0's count serves)."""
+    return [len(epoch_batches(d.lengths, config, 0)) if config.token_budget
+            else math.ceil(len(d.inputs) / config.batch_size) for d in train_sets]
+
+
+def task_probabilities(sizes: list[int], sampling: str, temperature: float) -> np.ndarray:
+    """Multi-task sampling: proportional to each task's number of batches, or flattened by a temperature."""
+    sizes_arr = np.asarray(sizes, dtype=np.float64)
+    weights = sizes_arr if sampling == "proportional" else sizes_arr ** (1.0 / temperature)
+    return weights / weights.sum()
+
+
+class TaskSampler:
+    """Draws the next global micro-batch: a task by `config.sampling`, then that task's next batch of its epoch.
+
+    The position in each task's data lives in the training state (`micro_done`, checkpointed); only the current
+    epoch's batches of each task are cached here."""
+
+    def __init__(self, train_sets: list, config: TrainConfig):
+        self.train_sets, self.config = train_sets, config
+        self.per_epoch = micro_batches_per_epoch(train_sets, config)
+        self.probabilities = task_probabilities(self.per_epoch, config.sampling, config.temperature)
+        self._batches: dict[int, tuple[int, list[np.ndarray]]] = {}  # task index → (epoch, its batches)
+
+    def draw(self, micro: int, micro_done: list[int]):
+        """The task data and global row indices of micro-batch number `micro`; advances `micro_done` in place."""
+        # The task of each micro-batch is a function of (seed, micro), so a resumed run draws the same sequence.
+        t = 0 if len(self.train_sets) == 1 else int(
+            np.random.default_rng([self.config.seed, micro]).choice(len(self.train_sets), p=self.probabilities))
+        data = self.train_sets[t]
+        epoch, position = divmod(micro_done[t], self.per_epoch[t])
+        if self._batches.get(t, (None,))[0] != epoch:
+            self._batches[t] = (epoch, epoch_batches(data.lengths, self.config, epoch))
+        micro_done[t] += 1
+        return data, self._batches[t][1][position]

@@ -19,13 +19,15 @@ import pickle
 import subprocess
 import sys
 import tempfile
+from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable
 import numpy as np
 import torch
 import torch.distributed as dist
-from xstilts.errors import XstiltsError
+from xstilts.errors import ConfigError, XstiltsError
+from xstilts.tasks.registry import RETRIEVAL
 
 
 class DistributedLaunchError(XstiltsError):
@@ -87,6 +89,28 @@ def sum_across_ranks(value: torch.Tensor) -> torch.Tensor:
     if enabled():
         dist.all_reduce(value)
     return value
+
+
+def refuse_contrastive(train_sets: list) -> None:
+    """Contrastive (retrieval) training needs the whole batch in one process: raise ConfigError under torchrun."""
+    if enabled() and any(d.kind == RETRIEVAL for d in train_sets):
+        # In-batch negatives: a shard of the batch has fewer negatives, so the loss would change with the world.
+        raise ConfigError("contrastive (retrieval) training uses in-batch negatives and cannot be split across "
+                          "torchrun processes; run it in one process (nproc_per_node 1)")
+
+
+def wrap(model: torch.nn.Module, dev: torch.device, multi_task: bool) -> torch.nn.Module:
+    """The module to run forward/backward through: `model` in DDP under torchrun, else `model` itself."""
+    if not enabled():
+        return model
+    # Multi-task: a micro-batch uses one head (the same on every rank), so the others get no gradient.
+    return torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None,
+                                                     find_unused_parameters=multi_task)
+
+
+def no_sync(net: torch.nn.Module, model: torch.nn.Module, last: bool):
+    """DDP all-reduces gradients on the last micro-batch of an optimizer step only: skip it on the others."""
+    return net.no_sync() if net is not model and not last else nullcontext()
 
 
 def gpu_count() -> int:

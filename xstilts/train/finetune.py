@@ -1,4 +1,6 @@
-"""TODO docstring (training)."""
+"""The training steps of the pipeline: intermediate_finetune (step 2), target_finetune (step 3), and the shared
+finetune (load the initial model, build heads, train with train.loop, write the model directory) and
+pass_through (a model that is passed on untrained: the `none` baseline, retrieval targets)."""
 
 from __future__ import annotations
 

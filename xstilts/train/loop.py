@@ -5,32 +5,32 @@ linear warm-up and decay, gradient accumulation, early stopping on the English d
 progress bar, and a checkpoint every N optimizer steps written atomically. A re-run of the same step (same
 task, data, initial model and settings) resumes from its latest checkpoint: the data order is a function of
 (seed, epoch), so the position in the data follows from the step count.
+
+`train` is the loop; its helpers sit beside it here (data encoding, optimizer, the forward/loss function, dev
+scoring) and in the train/ package: batching (which batch and task comes next), checkpoint (save, resume),
+distributed (DDP), speed (compilation, warm-up and throughput accounting), result (the returned metrics).
 """
 
 from __future__ import annotations
 
 import math
 import random
-import time
-from contextlib import nullcontext
 from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 from xstilts import env
 from xstilts.train import distributed
 from xstilts.kinds import base as kinds
-from xstilts.errors import ConfigError
-from xstilts.io import read_json
-from xstilts.config import Settings
-from xstilts.models.encoder import (MeanPooledEncoder, MultiTaskModel)
+from xstilts.config import Settings, TrainConfig
+from xstilts.models.encoder import MeanPooledEncoder, MultiTaskModel
 from xstilts.tasks.registry import RETRIEVAL, Task
 from xstilts.models.causal import CausalLMModel
-from xstilts.config import TrainConfig
-from xstilts.train.batching import epoch_batches
-from xstilts.train.checkpoint import _checkpoints, save_checkpoint
+from xstilts.train.batching import TaskSampler
+from xstilts.train.checkpoint import resume_latest, save_checkpoint
+from xstilts.train.result import training_result
+from xstilts.train.speed import Throughput, compile_forward, replays_cuda_graphs
 
 
 def device() -> torch.device:
@@ -46,13 +46,6 @@ def seed_everything(seed: int) -> None:
 def backbone(model) -> torch.nn.Module:
     """The pretrained transformer inside a training model: an encoder (heads model) or a causal LM."""
     return model.lm if isinstance(model, CausalLMModel) else model.encoder
-
-
-def task_probabilities(sizes: list[int], sampling: str, temperature: float) -> np.ndarray:
-    """Multi-task sampling: proportional to each task's number of batches, or flattened by a temperature."""
-    sizes_arr = np.asarray(sizes, dtype=np.float64)
-    weights = sizes_arr if sampling == "proportional" else sizes_arr ** (1.0 / temperature)
-    return weights / weights.sum()
 
 
 def dev_score(model, data: list[tuple[Task, tuple[str, ...], pd.DataFrame]], tokenizer, settings: Settings,
@@ -72,19 +65,9 @@ def dev_score(model, data: list[tuple[Task, tuple[str, ...], pd.DataFrame]], tok
     return scores
 
 
-def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, ...], pd.DataFrame, pd.DataFrame | None]],
-          config: TrainConfig, ckpt_dir: Path, desc: str = "train") -> dict:
-    """Train in place on one task or several (one head each, batches drawn from the tasks by `config.sampling`);
-    on return the model holds the best dev weights (dev score: the mean over tasks). Returns training metrics.
-
-    Under torchrun (see distributed.py) every rank runs this same loop on its shard of each micro-batch;
-    `config.batch_size` stays the global micro-batch, so the optimizer steps match one process's. Rank 0 alone
-    writes checkpoints and shows progress; every rank evaluates on dev identically (same weights, same data)."""
-    distributed.init()
-    dev = device()
-    main = distributed.is_main()
-    seed_everything(config.seed)
-    settings = config.settings()
+def encode_tasks(tasks: list, tokenizer, config: TrainConfig, settings: Settings) -> tuple[list, list]:
+    """Each task's encoded train set (at most `max_train_examples`, sampled by the seed) and its dev rows (at most
+    `max_eval_examples`), the latter only for tasks that have a dev split."""
     train_sets, dev_sets = [], []
     for task, labels, train_df, dev_df in tasks:
         if config.max_train_examples and len(train_df) > config.max_train_examples:
@@ -94,20 +77,79 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
         train_sets.append(kinds.encode_train(task, labels, train_df, tokenizer, settings))
         if dev_df is not None:
             dev_sets.append((task, labels, dev_df))
-    pad_id = tokenizer.pad_token_id
-    micro_per_epoch = [len(epoch_batches(d.lengths, config, 0)) if config.token_budget
-                       else math.ceil(len(d.inputs) / config.batch_size) for d in train_sets]
+    return train_sets, dev_sets
+
+
+def build_optimizer(model: torch.nn.Module, config: TrainConfig, total_steps: int, cuda: bool):
+    """AdamW (no weight decay on biases and norms; fused on CUDA if asked) with linear warm-up and decay."""
+    from transformers import get_linear_schedule_with_warmup
+
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")  # the last: decoders' RMSNorms
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=cuda and config.fused_optimizer)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+
+
+def make_forward_loss(net: torch.nn.Module, poolers: dict, dev: torch.device, config: TrainConfig):
+    """One micro-batch's loss: the task's head (or, for a contrastive task, its pooled pair embeddings) under bf16
+    autocast on CUDA. A plain function of tensors, so torch.compile can take it whole."""
+    def forward_loss(task: str, kind: str, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda" and config.bf16):
+            outputs = kinds.pair_embeddings(poolers[task], x, mask) if task in poolers else net(task, x, mask)
+        return kinds.loss(kind, outputs, y, mask)
+
+    return forward_loss
+
+
+def record_dev_score(state: dict, per_task: dict[str, float], config: TrainConfig, desc: str, main: bool) -> bool:
+    """Log an evaluation in `state` (the mean over tasks), count evaluations without improvement towards early
+    stopping; True when the score is a new best."""
+    score = float(np.mean(list(per_task.values())))
+    state["dev_scores"].append([state["step"], score, per_task])
+    if score > state["best_score"]:
+        state.update(best_score=score, best_step=state["step"], bad_evals=0)
+        return True
+    state["bad_evals"] += 1
+    if config.patience and state["bad_evals"] >= config.patience:
+        state["stopped_early"] = True
+        if main:
+            tqdm.write(f"[{desc}] early stop at step {state['step']}: the dev score has not improved on "
+                       f"{state['best_score']:.4f} (step {state['best_step']}) for {config.patience} evaluations")
+    return False
+
+
+def read_losses(pending: list[torch.Tensor], state: dict, progress) -> None:
+    """Move the step losses still on the device into `state` (one read-back, one sync, for many steps)."""
+    if pending:
+        state["losses"] += [round(v, 6) for v in torch.stack(pending).tolist()]
+        pending.clear()
+        progress.set_postfix(loss=f"{state['losses'][-1]:.4f}", refresh=False)
+
+
+def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, ...], pd.DataFrame, pd.DataFrame | None]],
+          config: TrainConfig, ckpt_dir: Path, desc: str = "train") -> dict:
+    """Train in place on one task or several (one head each, batches drawn from the tasks by `config.sampling`);
+    on return the model holds the best dev weights (dev score: the mean over tasks). Returns training metrics.
+
+    Under torchrun (see xstilts/train/distributed.py) every rank runs this same loop on its shard of each
+    micro-batch; `config.batch_size` stays the global micro-batch, so the optimizer steps match one process's. Rank 0
+    alone writes checkpoints and shows progress; every rank evaluates on dev identically (same weights, same data)."""
+    distributed.init()
+    dev, main = device(), distributed.is_main()
+    cuda = dev.type == "cuda"
+    seed_everything(config.seed)
+    settings = config.settings()
+    train_sets, dev_sets = encode_tasks(tasks, tokenizer, config, settings)
+    sampler = TaskSampler(train_sets, config)
     # An epoch is one pass over every task's data in expectation (exactly, for a single task).
-    steps_per_epoch = max(1, sum(micro_per_epoch) // config.grad_accum)
+    steps_per_epoch = max(1, sum(sampler.per_epoch) // config.grad_accum)
     total_steps = config.max_steps if config.max_steps > 0 else math.ceil(config.epochs * steps_per_epoch)
     eval_every = config.eval_every or steps_per_epoch
-    probabilities = task_probabilities(micro_per_epoch, config.sampling, config.temperature)
-    if distributed.enabled() and any(d.kind == RETRIEVAL for d in train_sets):
-        # In-batch negatives: a shard of the batch has fewer negatives, so the loss would change with the world.
-        raise ConfigError("contrastive (retrieval) training uses in-batch negatives and cannot be split across "
-                          "torchrun processes; run it in one process (nproc_per_node 1)")
+    distributed.refuse_contrastive(train_sets)
 
-    cuda = dev.type == "cuda"
     body = backbone(model)
     body.set_attn_implementation(config.attention)
     if config.grad_checkpointing:
@@ -116,105 +158,34 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
     # Contrastive tasks have no head: both sides are embedded by the shared encoder, pooled as at evaluation.
     poolers = {d.task: MeanPooledEncoder(model.encoder, config.retrieval_layer) for d in train_sets
                if d.kind == RETRIEVAL}
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")  # the last: decoders' RMSNorms
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": config.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.learning_rate, fused=cuda and config.fused_optimizer)
-    from transformers import get_linear_schedule_with_warmup
-
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-
+    optimizer, scheduler = build_optimizer(model, config, total_steps, cuda)
     state = {"step": 0, "best_score": -1.0, "best_step": 0, "bad_evals": 0, "losses": [], "dev_scores": [],
              "stopped_early": False, "micro_done": [0] * len(train_sets)}
     best_state: dict | None = None
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
-    existing = _checkpoints(ckpt_dir)
-    if existing:
-        latest = existing[-1]
-        model.load_state_dict(load_file(latest / "model.safetensors"))
-        trainer_state = torch.load(latest / "trainer.pt", weights_only=False)
-        optimizer.load_state_dict(trainer_state["optimizer"])
-        scheduler.load_state_dict(trainer_state["scheduler"])
-        torch.set_rng_state(trainer_state["torch_rng"])
-        if trainer_state["cuda_rng"] is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(trainer_state["cuda_rng"])
-        state = read_json(latest / "state.json")
-        if (latest / "best.safetensors").exists():
-            best_state = load_file(latest / "best.safetensors")
+    resumed = resume_latest(ckpt_dir, model, optimizer, scheduler)
+    if resumed:
+        latest, state, best_state = resumed
         if main:
             tqdm.write(f"[{desc}] resumed from checkpoint {latest} (step {state['step']}/{total_steps})")
-    net = model
-    if distributed.enabled():
-        # Multi-task: a micro-batch uses one head (the same on every rank), so the others get no gradient.
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if cuda else None,
-                                                        find_unused_parameters=len(train_sets) > 1)
+    net = distributed.wrap(model, dev, multi_task=len(train_sets) > 1)
+    forward_loss = compile_forward(make_forward_loss(net, poolers, dev, config), config, cuda)
+    graph_replay = replays_cuda_graphs(config, cuda)
 
-    def forward_loss(task: str, kind: str, x: torch.Tensor, mask: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=cuda and config.bf16):
-            outputs = kinds.pair_embeddings(poolers[task], x, mask) if task in poolers else net(task, x, mask)
-        return kinds.loss(kind, outputs, y, mask)
-
-    if config.compile != "off":
-        import torch._dynamo as dynamo
-
-        # One static graph per (task, padded shape): buckets keep that number small; allow every bucket a graph.
-        dynamo.config.cache_size_limit = max(dynamo.config.cache_size_limit, 64)
-        forward_loss = torch.compile(forward_loss, dynamic=False,
-                                     mode="reduce-overhead" if config.compile == "cuda-graphs" and cuda else None)
-    graph_replay = config.compile == "cuda-graphs" and cuda
-
-    def synchronize() -> None:
-        if cuda:
-            torch.cuda.synchronize(dev)
-
-    started = time.perf_counter()
     start_step = state["step"]
-    seen_tokens = seen_samples = padded_tokens = 0
-    # Steps that run a shape for the first time (compilation, CUDA graph capture, autotuning) are timed apart, with
-    # a device sync around each; they are few (one per bucket), so the other steps never wait for the GPU.
-    shapes_seen: set = set()
-    warmup_seconds, warmup_samples, warmup_tokens = 0.0, 0, 0
+    clock = Throughput(dev, start_step)
     pending_losses: list[torch.Tensor] = []  # on the device until the next read-back
-
-    def read_losses() -> None:
-        if pending_losses:
-            state["losses"] += [round(v, 6) for v in torch.stack(pending_losses).tolist()]
-            pending_losses.clear()
-            progress.set_postfix(loss=f"{state['losses'][-1]:.4f}", refresh=False)
-
     progress = tqdm(total=total_steps, initial=state["step"], desc=desc, unit="step", dynamic_ncols=True,
                     mininterval=1.0, disable=not env.progress_enabled() or not main)
-    batches: dict[int, tuple[int, list[np.ndarray]]] = {}  # task index → (epoch, its batches)
     while state["step"] < total_steps and not state["stopped_early"]:
         loss_sum = torch.zeros((), device=dev)
-        step_started, step_samples, step_tokens, new_shape = time.perf_counter(), 0, 0, False
+        clock.begin_step()
         for accum_index in range(config.grad_accum):
-            micro = state["step"] * config.grad_accum + accum_index
-            # The task of each micro-batch is a function of (seed, micro), so a resumed run draws the same sequence.
-            t = 0 if len(train_sets) == 1 else int(np.random.default_rng([config.seed, micro]).choice(len(train_sets), p=probabilities))
-            data = train_sets[t]
-            epoch, position = divmod(state["micro_done"][t], micro_per_epoch[t])
-            if batches.get(t, (None,))[0] != epoch:
-                batches[t] = (epoch, epoch_batches(data.lengths, config, epoch))
-            global_index = batches[t][1][position]
-            state["micro_done"][t] += 1
+            data, global_index = sampler.draw(state["step"] * config.grad_accum + accum_index, state["micro_done"])
             index, share = distributed.shard(global_index)
             width = config.padded_width(max(data.lengths[i] for i in global_index))
-            x, mask, y = kinds.collate(data, index, pad_id, dev, width, pin=config.pin_memory)
-            # Counted on the host from the lengths: no device sync.
-            step_tokens += sum(data.lengths[i] for i in global_index)
-            padded_tokens += width * len(global_index) * (x.shape[1] if data.kind in kinds.GROUPED else 1)
-            step_samples += len(global_index)
-            shape = (data.task, tuple(x.shape))
-            if shape not in shapes_seen:
-                shapes_seen.add(shape)
-                new_shape = True
-                synchronize()
-            # DDP all-reduces gradients on the last micro-batch of the step only.
-            last = accum_index == config.grad_accum - 1
-            with net.no_sync() if net is not model and not last else nullcontext():
+            x, mask, y = kinds.collate(data, index, tokenizer.pad_token_id, dev, width, pin=config.pin_memory)
+            clock.micro_batch(data, global_index, width, x)
+            with distributed.no_sync(net, model, last=accum_index == config.grad_accum - 1):
                 if graph_replay:
                     torch.compiler.cudagraph_mark_step_begin()
                 # This shard's share of the global micro-batch mean; DDP averages over ranks, hence × world.
@@ -227,62 +198,26 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         state["step"] += 1
-        seen_samples += step_samples
-        seen_tokens += step_tokens
         pending_losses.append(loss_sum)
-        if new_shape or state["step"] == start_step + 1:  # the first step pays one-off start-up costs too
-            synchronize()
-            warmup_seconds += time.perf_counter() - step_started
-            warmup_samples += step_samples
-            warmup_tokens += step_tokens
+        clock.end_step(state["step"])
         progress.update(1)
 
         evaluate = dev_sets and (state["step"] % eval_every == 0 or state["step"] == total_steps)
-        checkpoint = (main and state["step"] % config.checkpoint_every == 0 and state["step"] < total_steps)
+        checkpoint = main and state["step"] % config.checkpoint_every == 0 and state["step"] < total_steps
         if evaluate or checkpoint or state["step"] % config.log_every == 0:
-            read_losses()
+            read_losses(pending_losses, state, progress)
         if evaluate:
             per_task = dev_score(model, dev_sets, tokenizer, settings, config.batch_size * 2, dev)
-            score = float(np.mean(list(per_task.values())))
-            state["dev_scores"].append([state["step"], score, per_task])
-            if score > state["best_score"]:
-                state.update(best_score=score, best_step=state["step"], bad_evals=0)
+            if record_dev_score(state, per_task, config, desc, main):
                 best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-            else:
-                state["bad_evals"] += 1
-                if config.patience and state["bad_evals"] >= config.patience:
-                    state["stopped_early"] = True
-                    if main:
-                        tqdm.write(f"[{desc}] early stop at step {state['step']}: the dev score has not improved on "
-                                   f"{state['best_score']:.4f} (step {state['best_step']}) for {config.patience} "
-                                   "evaluations")
         if checkpoint and not state["stopped_early"]:
             save_checkpoint(ckpt_dir, state["step"], model, optimizer, scheduler, state, best_state)
-    read_losses()
-    synchronize()
+    read_losses(pending_losses, state, progress)
+    clock.synchronize()
     progress.close()
-    seconds = time.perf_counter() - started
+    clock.stop()
     if config.grad_checkpointing:
         body.gradient_checkpointing_disable()
     if best_state is not None:
         model.load_state_dict(best_state)
-    steady_seconds = seconds - warmup_seconds
-    return {
-        "steps": state["step"], "total_steps": total_steps, "resumed_from_step": start_step,
-        "train_examples": {d.task: len(d.inputs) for d in train_sets},
-        "sampling": {d.task: round(float(p), 6) for d, p in zip(train_sets, probabilities)},
-        "final_loss": state["losses"][-1] if state["losses"] else None,
-        "best_dev_score": state["best_score"] if dev_sets else None, "best_step": state["best_step"],
-        "stopped_early": state["stopped_early"], "dev_scores": state["dev_scores"], "losses": state["losses"],
-        "train_seconds": round(seconds, 3),
-        "samples_per_second": round(seen_samples / seconds, 2) if seconds else None,
-        "tokens_per_second": round(seen_tokens / seconds, 1) if seconds else None, "device": dev.type,
-        "world_size": distributed.world_size(),
-        # Throughput without the warm-up steps (the first, and each new shape's first: compilation, graph capture).
-        "warmup_seconds": round(warmup_seconds, 3), "distinct_shapes": len(shapes_seen),
-        "steady_samples_per_second": (round((seen_samples - warmup_samples) / steady_seconds, 2)
-                                      if steady_seconds > 0 and seen_samples > warmup_samples else None),
-        "samples": seen_samples, "real_tokens": seen_tokens, "padded_tokens": padded_tokens,
-        "steady_tokens_per_second": (round((seen_tokens - warmup_tokens) / steady_seconds, 1)
-                                     if steady_seconds > 0 and seen_samples > warmup_samples else None),
-    }
+    return training_result(state, total_steps, start_step, train_sets, sampler.probabilities, bool(dev_sets), clock, dev)
