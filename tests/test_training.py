@@ -172,3 +172,41 @@ def test_tiny_model_builds_concurrently_without_clobbering(tmp_path):
     model_dir = Path(paths.pop())
     assert (model_dir / "config.json").exists() and (model_dir / "model.safetensors").exists()
     assert [p.name for p in tmp_path.iterdir()] == [model_dir.name]  # no temp dirs left behind
+
+
+@pytest.mark.parametrize("damage", ["truncate", "edit", "remove"])
+def test_a_corrupt_latest_checkpoint_falls_back_to_the_one_before(tmp_path, capsys, damage):
+    """A checkpoint's files are checked against the md5s written with it: a truncated, edited or missing file makes
+    the resume skip (and remove) it and use the checkpoint before, instead of crashing every retry."""
+    import torch
+
+    from xstilts.train.checkpoint import list_checkpoints, resume_latest, save_checkpoint
+
+    def setup(value: float):
+        model = torch.nn.Linear(4, 2)
+        torch.nn.init.constant_(model.weight, value)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+        return model, optimizer, scheduler
+
+    ckpt = tmp_path / "ckpt"
+    for step, value in ((10, 1.0), (20, 2.0)):
+        model, optimizer, scheduler = setup(value)
+        save_checkpoint(ckpt, step, model, optimizer, scheduler, {"step": step}, None)
+    latest = ckpt / "step-00000020"
+    weights = latest / "model.safetensors"
+    if damage == "truncate":
+        weights.write_bytes(weights.read_bytes()[:40])
+    elif damage == "edit":
+        data = bytearray(weights.read_bytes())
+        data[-1] ^= 0xFF
+        weights.write_bytes(bytes(data))
+    else:
+        (latest / "trainer.pt").unlink()
+    model, optimizer, scheduler = setup(0.0)
+    path, state, best = resume_latest(ckpt, model, optimizer, scheduler)
+    assert path == ckpt / "step-00000010" and state == {"step": 10} and best is None
+    assert float(model.weight.detach().mean()) == 1.0
+    log = capsys.readouterr().out
+    assert f"[checkpoint] warning: {latest} is corrupt" in log and "trying the one before" in log
+    assert list_checkpoints(ckpt) == [ckpt / "step-00000010"]
