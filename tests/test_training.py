@@ -1,6 +1,5 @@
 import dataclasses
 from pathlib import Path
-import json
 import os
 import signal
 import subprocess

@@ -15,7 +15,7 @@ app = typer.Typer(help="xstilts: English intermediate-task training for zero-sho
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
 # `xstilts --help` lists commands in this order (the order they had before the groups were split into modules).
 app.add_typer(data.app)  # tasks, validate, sample-data
-app.add_typer(ops.app)  # promote
+app.add_typer(ops.app)  # promote, preflight
 app.add_typer(code.app)  # code-eval, generate
 app.add_typer(kfp.app)  # run, compile, upload, submit, schedule, runs, lineage
 app.add_typer(steps.app, name="step")  # step validate|intermediate|target|export|evaluate|report|promote

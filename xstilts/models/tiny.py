@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-import torch
 from xstilts.io import fingerprint
 from xstilts.env import cache_dir
 import os
@@ -98,6 +97,7 @@ def train_causal_tokenizer(texts: list[str]):
 
 def ensure_tiny_causal_model(root: Path | None = None, seed: int = 0) -> Path:
     """Build the tiny causal LM once (deterministically) and return its directory."""
+    import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
     root = root or cache_dir()
@@ -142,6 +142,7 @@ def train_tiny_tokenizer(texts: list[str]):
 
 def ensure_tiny_model(root: Path | None = None, seed: int = 0) -> Path:
     """Build the tiny pretrained encoder once (deterministically) and return its directory."""
+    import torch
     from transformers import XLMRobertaConfig, XLMRobertaModel
 
     root = root or cache_dir()
