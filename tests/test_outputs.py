@@ -167,3 +167,20 @@ def test_jsonl_reader_special_files_and_gzip(tmp_path):
     (tmp_path / "cut.jsonl.gz").write_bytes(whole[:len(whole) // 2])
     with pytest.raises(DataError, match="cut.jsonl.gz: cannot be read"):
         read_jsonl(tmp_path / "cut.jsonl.gz")
+
+
+def test_single_file_writers_never_replace_a_device_fifo_folder_or_link(tmp_path):
+    from xstilts.io import atomic_copy, write_json
+
+    (tmp_path / "src.txt").write_text("x")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "target.txt").write_text("keep")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "target.txt")
+    for target in (Path(os.devnull), tmp_path / "fifo", tmp_path / "folder", tmp_path / "link.txt"):
+        with pytest.raises(OutputExistsError, match="is not a plain file"):
+            write_json(target, {"a": 1})
+        with pytest.raises(OutputExistsError, match="is not a plain file"):
+            atomic_copy(tmp_path / "src.txt", target)
+    assert Path(os.devnull).is_char_device() and (tmp_path / "target.txt").read_text() == "keep"
+    write_json(tmp_path / "new.json", {"a": 1})  # a new or plain file is written as before

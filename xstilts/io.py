@@ -114,8 +114,18 @@ def atomic_dir(final: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def check_output_file(path: str | os.PathLike) -> None:
+    """Refuse to replace what is not a plain file: renaming a temp file over /dev/null, a FIFO or a folder would
+    destroy it (as root, a device node)."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_file()):
+        raise OutputExistsError(f"{path}: exists and is not a plain file (a folder, link, device or FIFO); "
+                                "name a file to write")
+
+
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     path = Path(path)
+    check_output_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
     try:
@@ -132,6 +142,7 @@ def atomic_copy(src: str | os.PathLike, dest: str | os.PathLike) -> None:
     """Copy a file to `dest` atomically, byte for byte (KFP's HTML/Markdown outputs are single files beside a
     folder)."""
     dest = Path(dest)
+    check_output_file(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.tmp-", dir=dest.parent)
     os.close(fd)
