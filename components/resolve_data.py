@@ -12,22 +12,24 @@ def resolve_data(data: str, task_data: dict, data_repo: str, data_rev: str, targ
                  promotion_targets: list, promotion_tolerance: float, promotion_condition: str,
                  dvc_remote: str) -> NamedTuple("ResolvedData", data=str, task_data=dict, data_md5=str,
                                                 data_commit=str):
-    """The run's first step. Check every parameter as the UI passed it (all problems at once, before any training),
-    then pin the run's data: DVC sources to their resolved commit, and one md5 over every source's content. Never
+    """The run's first step. Check every parameter as the UI passed it and what the run needs beyond them (hub
+    datasets and model, data folders, toolchains, DVC remote, registry: xstilts.ops.preflight; all problems at once,
+    before any training), then pin the run's data: DVC sources to their resolved commit, and one md5 over every source's content. Never
     cached; the md5 goes into the validate step's caching key, so unchanged data reuses cached steps and changed
     data retrains."""
     from collections import namedtuple
 
     from xstilts.data.dvc import resolve_run_data
-    from xstilts.ops.preflight import check_run_params
+    from xstilts.ops.preflight import require_preflight
 
-    check_run_params(dict(
+    report = require_preflight(dict(
         data=data, task_data=task_data, data_repo=data_repo, data_rev=data_rev, target_tasks=target_tasks,
         conditions=conditions, languages=languages, hf_revision=hf_revision, model_name=model_name,
         model_revision=model_revision, retrieval_layer=retrieval_layer, generation=generation,
         intermediate_train=intermediate_train, target_train=target_train, registry_repo=registry_repo,
         promotion_targets=promotion_targets, promotion_tolerance=promotion_tolerance,
-        promotion_condition=promotion_condition, dvc_remote=dvc_remote), "pipeline parameters", local=True)
+        promotion_condition=promotion_condition, dvc_remote=dvc_remote), source="pipeline parameters", local=True)
+    print(f"preflight: {report.counts()}")
     resolved = resolve_run_data(data, task_data, data_repo, data_rev)
     for source, version in resolved["versions"].items():
         print(f"data {source} → {version['source']} md5 {version['md5'] or '(hub: named by hf_revision)'}")

@@ -266,7 +266,7 @@ def test_local_checks_task_data_folders(hub, tmp_path):
     (ccg / "ccg" / "train.jsonl").write_text("{}\n")
     report = pf.preflight(grid(target_tasks=["xnli"], conditions=["ccg"], task_data={"ccg": str(ccg)}),
                           local=True, gpu_memory="80G")
-    assert failed(report) == {f"task data ccg ← {ccg}": f"missing ccg/validation.jsonl (or .parquet) under {ccg} "
+    assert failed(report) == {f"task data ccg ← {ccg}": f"missing under {ccg}: ccg/validation.jsonl (or .parquet) "
                               f"({pf.get_task('ccg').source_note})"}
     (ccg / "ccg" / "validation.parquet").write_bytes(b"PAR1")
     assert pf.preflight(grid(target_tasks=["xnli"], conditions=["ccg"], task_data={"ccg": str(ccg)})).ok
@@ -510,3 +510,17 @@ def test_preflight_command_loads_no_torch(tmp_path):
 def test_json_report_never_replaces_a_device_or_folder(tmp_path):
     code, out = cli("--preset", "tiny", "--json", str(tmp_path))
     assert code == 1 and "not a regular file" in out and tmp_path.is_dir()
+
+
+def test_local_official_release_files_count_as_task_data(hub, tmp_path):
+    """A folder of official release files (here XNLI's TSV) passes where <task>/<split>.jsonl would be looked for."""
+    root = tmp_path / "xnli-release"
+    (root / "XNLI-1.0").mkdir(parents=True)
+    header = "language\tgold_label\tsentence1_binary_parse\tsentence2_binary_parse\tsentence1_parse\tsentence2_parse\t" \
+             "sentence1\tsentence2\tpromptID\tpairID\tgenre\tlabel1\tlabel2\tlabel3\tlabel4\tlabel5\t" \
+             "sentence1_tokenized\tsentence2_tokenized\tmatch\n"
+    row = "en\tentailment\t\t\t\t\tA man sleeps.\tA person rests.\t1\t1\tfiction\t\t\t\t\t\t\t\tTrue\n"
+    (root / "XNLI-1.0" / "xnli.test.tsv").write_text(header + row)
+    status, detail = pf._local_task_files(root, pf.get_task("xnli"), ["test"], ("en",))
+    assert status == "pass" and "xnli.test.tsv" in detail, detail
+

@@ -619,7 +619,7 @@ def _check_data(params: dict, local: bool, hub: _Hub, report: PreflightReport) -
             report.add("task data", f"{name} ← {root}", SKIP, "a path where the run executes: checked there "
                        "(run preflight with --local on that machine, or the pipeline's first step)")
         else:
-            report.add("task data", f"{name} ← {root}", *_local_task_files(Path(root), task, splits))
+            report.add("task data", f"{name} ← {root}", *_local_task_files(Path(root), task, splits, eval_languages))
     hub.prefetch("dataset", [(source.path, revision) for _, source, revision, _ in hub_rows])
     for subject, source, revision, loads in hub_rows:
         _check_source(hub, report, f"{subject}@{revision}" if revision != "main" else subject, source, revision, loads)
@@ -636,18 +636,31 @@ def _check_data(params: dict, local: bool, hub: _Hub, report: PreflightReport) -
         report.add("data repo", params["data_repo"], *_git_reachable(params["data_repo"]))
 
 
-def _local_task_files(root: Path, task, splits) -> tuple[str, str]:
-    if not root.is_dir():
-        return FAIL, f"data folder {root} does not exist" if not root.exists() else f"{root} is not a folder"
+def _local_task_files(root: Path, task, splits, eval_languages=None) -> tuple[str, str]:
+    """A local root holds each split as <task>/<split>.jsonl|parquet, or as the task's official release files."""
+    from xstilts.data.official import has_official_format, official_sources
+
+    if not root.exists():
+        return FAIL, f"data folder {root} does not exist"
     found, missing = [], []
     for split in splits:
-        candidates = [root / task.name / f"{split}{suffix}" for suffix in (".jsonl", ".parquet")]
+        candidates = [root / task.name / f"{split}{suffix}" for suffix in (".jsonl", ".parquet")] if root.is_dir() else []
         hit = next((c for c in candidates if c.is_file()), None)
-        (found if hit else missing).append(hit.name if hit else f"{task.name}/{split}.jsonl (or .parquet)")
+        if hit is not None:
+            found.append(f"{task.name}/{hit.name}")
+            continue
+        if has_official_format(task):
+            try:
+                found.extend(sorted(official_sources(root, task, split, task.split_languages(split, eval_languages))))
+                continue
+            except XstiltsError as e:
+                missing.append(f"{split}: {e}")
+                continue
+        missing.append(f"{task.name}/{split}.jsonl (or .parquet)")
     if missing:
         note = f" ({task.source_note})" if task.source_note else ""
-        return FAIL, f"missing {', '.join(missing)} under {root}{note}"
-    return PASS, f"{', '.join(found)} under {root / task.name}"
+        return FAIL, f"missing under {root}: {'; '.join(missing)}{note}"
+    return PASS, f"{', '.join(dict.fromkeys(found))} under {root}"
 
 
 # ---- the model --------------------------------------------------------------------------------------------------
