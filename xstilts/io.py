@@ -262,6 +262,15 @@ def jsonable(value: Any, *, sort_keys: bool = False) -> Any:
     return json.loads(json.dumps(value, sort_keys=sort_keys, default=str))
 
 
+def file_md5(path: str | os.PathLike) -> str:
+    """The md5 of a file's bytes, read in 1 MiB chunks."""
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 def fingerprint(*parts: Any) -> str:
     """A short stable hash of JSON-serialisable parts (used to key checkpoints and caches)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ import pandas as pd
 
 from xstilts.errors import DataError
 from xstilts.tasks.registry import TATOEBA_LANGUAGES, TYDIQA_LANGUAGES, Task
+from xstilts.io import file_md5, read_jsonl
 
 SPLIT_NAMES = {"train": "train", "validation": "dev", "test": "test"}  # our split → the release files' word
 MAX_FILES = 50000  # files looked at under a data root: enough for UD's 200 treebanks, bounded on a wrong root
@@ -69,21 +69,6 @@ def _text(path: Path) -> str:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
-
-
-def _json_lines(path: Path) -> list[dict]:
-    rows = []
-    for line_no, line in enumerate(_text(path).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{line_no}: malformed JSON line ({e.msg} at column {e.colno})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path}:{line_no}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
 
 
 def _tsv(path: Path, quoting=csv.QUOTE_NONE) -> list[list[str]]:
@@ -150,7 +135,7 @@ def _nli(paths, task, split, language):
     rows = []
     for path in paths:
         if ".jsonl" in path.name:
-            records = _json_lines(path)
+            records = read_jsonl(path)
         else:
             table = _tsv(path)
             if not table:
@@ -299,7 +284,7 @@ def _xtreme_tatoeba(paths, task, split, language):
 
 
 def _code(paths, task, split, language):
-    rows = [row for path in paths for row in _json_lines(path)]
+    rows = [row for path in paths for row in read_jsonl(path)]
     if task.columns.get("program_language") == "language":  # MBXP: one file per programming language
         rows = [r for r in rows if r.get("language", language) == language]
     if split == "test" and rows and all(not r.get("test") for r in rows):
@@ -486,7 +471,7 @@ class OfficialSplit:
             paths |= {p.with_name(p.name.rsplit(".", 1)[0] + ext) for p in list(paths) for ext in (".en", ".gold")}
         if any(p.name.startswith("tatoeba.") for p in paths):
             paths |= {p.with_name(p.name.rsplit(".", 1)[0] + ".eng") for p in list(paths)}
-        return {_relative(p, self.base): _md5(p) for p in sorted(paths) if p.is_file()}
+        return {_relative(p, self.base): file_md5(p) for p in sorted(paths) if p.is_file()}
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -494,14 +479,6 @@ def _relative(path: Path, base: Path) -> str:
         return path.relative_to(base).as_posix()
     except ValueError:
         return path.as_posix()
-
-
-def _md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def canonical_file_exists(root: Path, task: Task, split: str) -> bool:

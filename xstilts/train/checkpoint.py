@@ -6,14 +6,13 @@ RNG states, and the loop's state (step, losses, early stopping, each task's posi
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shutil
 from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 from xstilts import env
-from xstilts.io import atomic_dir, read_json, write_json
+from xstilts.io import atomic_dir, file_md5, read_json, write_json
 from xstilts.config import KEEP_CHECKPOINTS
 
 CHECKSUMS = "checksums.json"  # md5 of every other file, written last
@@ -91,14 +90,6 @@ def _load(checkpoint: Path, model, optimizer, scheduler) -> tuple[dict, dict | N
     state = read_json(checkpoint / "state.json")
     best_state = load_file(checkpoint / "best.safetensors") if (checkpoint / "best.safetensors").exists() else None
     return state, best_state
-
-
-def file_md5(path: Path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def checkpoint_root() -> Path:
