@@ -18,10 +18,10 @@ from xstilts.export.decoder import export_causal_onnx
 from xstilts.models.causal import lm_dir
 from xstilts.errors import ConfigError, ExportParityError
 from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
-from xstilts.kinds.base import OUTPUTS
+from xstilts.kinds.base import OUTPUTS, get_spec
 from xstilts.provenance import Provenance
 from xstilts.models.encoder import MeanPooledEncoder, load_encoder, load_model
-from xstilts.tasks.registry import MULTIPLE_CHOICE, QA, TAGGING, get_task
+from xstilts.tasks.registry import get_task
 from xstilts.io import markdown_table
 
 
@@ -99,7 +99,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
                              "optimize": optimize})
     module, tokenizer, meta = exportable(model_dir, retrieval_layer)
     kind, outputs = meta["kind"], meta["outputs"]
-    choices = len(meta["labels"]) if kind == MULTIPLE_CHOICE else None
+    choices = len(meta["labels"]) if get_spec(kind).model_grouped else None
     vocab = len(tokenizer)
     gen = torch.Generator().manual_seed(0)
 
@@ -144,7 +144,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
             valid = mask.bool().numpy()
             for name, e, g in zip(outputs, expected, got):
                 e = e.numpy()
-                if kind in (QA, TAGGING):  # per-token outputs at padded positions are never read
+                if get_spec(kind).per_token:  # per-token outputs at padded positions are never read
                     e, g = e[valid], g[valid]
                 diffs.append(float(np.abs(g - e).max()))
         max_diff = max(diffs)
