@@ -164,7 +164,7 @@ def test_gradient_accumulation_counts_optimizer_steps(dataset, tmp_path):
 
 def test_tiny_model_builds_concurrently_without_clobbering(tmp_path):
     """Parallel branches of a local run build the tiny model at once; every builder gets a complete model."""
-    script = "import sys; from pathlib import Path; from xstilts.modeling import ensure_tiny_model; print(ensure_tiny_model(Path(sys.argv[1])))"
+    script = "import sys; from pathlib import Path; from xstilts.models.tiny import ensure_tiny_model; print(ensure_tiny_model(Path(sys.argv[1])))"
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path)], stdout=subprocess.PIPE, text=True)
              for _ in range(3)]
     paths = {p.communicate(timeout=300)[0].strip() for p in procs}
