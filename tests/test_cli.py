@@ -16,7 +16,8 @@ def cli(*args, cwd=REPO, timeout=600, env=None):
 
 
 def test_tasks_lists_every_task_with_kind_languages_and_metric():
-    from xstilts.tasks.registry import KINDS, all_tasks
+    from xstilts.kinds.base import KINDS
+    from xstilts.tasks.registry import all_tasks
 
     out = cli("tasks")
     assert out.returncode == 0, out.stderr

@@ -9,7 +9,8 @@ import pytest
 from xstilts.kinds import base as kinds
 from xstilts.errors import ConfigError
 from xstilts.config import CLUSTER_PRESETS, CODE_QUESTIONS, load_params
-from xstilts.tasks.registry import GENERATION, get_task
+from xstilts.kinds.base import GENERATION
+from xstilts.tasks.registry import get_task
 from xstilts.config import TrainConfig
 from xstilts.train.finetune import intermediate_finetune, target_finetune
 

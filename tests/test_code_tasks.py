@@ -14,7 +14,8 @@ from xstilts.codeexec.harness import Sample, evaluate
 from xstilts.codeexec.languages import ToolchainMissingError, find_toolchain, get_language
 from xstilts.data.load import canonicalize
 from xstilts.models.encoder import MeanPooledEncoder, load_encoder
-from xstilts.tasks.registry import GENERATION, RETRIEVAL, condition_tasks, get_task
+from xstilts.kinds.base import GENERATION, RETRIEVAL
+from xstilts.tasks.registry import condition_tasks, get_task
 from xstilts.config import Settings, TrainConfig
 from xstilts.train.finetune import finetune
 from xstilts.data.load import read_split

@@ -23,7 +23,8 @@ import pytest
 import xstilts.tasks.registry as tasks
 from xstilts.data.load import canonical_columns
 from xstilts.errors import DataError, DataValidationError
-from xstilts.tasks.registry import RETRIEVAL, all_tasks, get_task
+from xstilts.kinds.base import RETRIEVAL
+from xstilts.tasks.registry import all_tasks, get_task
 from xstilts.data.validate import validate_tasks
 
 TASK_NAMES = [t.name for t in all_tasks()]

@@ -14,7 +14,8 @@ from xstilts.data.load import read_split
 from xstilts.errors import ConfigError
 from xstilts.models.encoder import build_model, load_encoder
 from xstilts.models.tiny import ensure_tiny_model
-from xstilts.tasks.registry import QA, get_task
+from xstilts.kinds.base import QA
+from xstilts.tasks.registry import get_task
 from xstilts.config import TrainConfig
 from xstilts.train.batching import token_budget_batches
 from xstilts.train.loop import train

@@ -1,8 +1,15 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from xstilts.errors import UnknownTaskError
-from xstilts.tasks.registry import (KINDS, MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, HubSource, Task, all_tasks, check_languages, condition_tasks, get_task, languages_for, register)
+from xstilts.kinds.base import KINDS, MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, get_spec
+from xstilts.tasks.registry import (HubSource, Task, all_tasks, check_languages, condition_tasks, get_task, languages_for, register)
 
+REPO = Path(__file__).resolve().parents[1]
 XTREME = {"xnli": (PAIR, 15), "pawsx": (PAIR, 7), "xquad": (QA, 11), "mlqa": (QA, 7), "tydiqa": (QA, 9),
           "panx": (TAGGING, 40), "udpos": (TAGGING, 33), "bucc18": (RETRIEVAL, 4), "tatoeba": (RETRIEVAL, 36)}
 PAPER_INTERMEDIATES = {"anli": PAIR, "mnli": PAIR, "qqp": PAIR, "squad": QA, "squad_v2": QA, "hellaswag": MULTIPLE_CHOICE,
@@ -69,7 +76,7 @@ def test_register_rejects_inconsistent_declarations():
 
 
 def test_code_tasks_are_registered_with_their_hub_sources():
-    from xstilts.tasks.registry import GENERATION
+    from xstilts.kinds.base import GENERATION
 
     assert (get_task("codexglue_defect").kind, get_task("codexglue_clone").kind,
             get_task("codexglue_codesearch").kind) == (SINGLE, PAIR, RETRIEVAL)
@@ -82,3 +89,26 @@ def test_code_tasks_are_registered_with_their_hub_sources():
     assert get_task("humaneval_xl").language_code("German") == "de"
     assert {get_task(n).train_task for n in ("humaneval", "mbxp", "humaneval_xl")} == {"mbpp"}
     assert get_task("humaneval_xl_ru").train_language == "ru" and get_task("humaneval_xl_ru").hub is None
+
+
+def test_every_kind_has_a_spec_and_every_task_maps_its_kinds_fields():
+    for kind in KINDS:
+        spec = get_spec(kind)
+        assert spec.name == kind and spec.fields and spec.columns, kind
+        assert set(spec.optional_fields) <= set(spec.fields), kind
+    with pytest.raises(ValueError, match="unknown task kind 'nope'"):
+        get_spec("nope")
+    for task in all_tasks():
+        spec = get_spec(task.kind)
+        assert set(spec.required_fields) <= set(task.columns), task.name
+        assert set(task.columns) <= set(spec.fields), task.name  # no mapping of a field the kind does not read
+        assert task.labels or not spec.labelled, task.name
+
+
+def test_task_registry_imports_without_torch():
+    # `xstilts tasks` lists the registry: the kind specs it reads must not pull in torch (seconds of start-up).
+    code = ("import sys, xstilts.tasks.registry as r; r.all_tasks(); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert out.returncode == 0, out.stderr

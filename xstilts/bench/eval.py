@@ -24,7 +24,8 @@ from xstilts.errors import ConfigError
 from xstilts.io import atomic_dir, read_json, write_json
 from xstilts.kinds.base import Runner, run_batched
 from xstilts.sampledata.generate import SAMPLE_LANGUAGES
-from xstilts.tasks.registry import PAIR, SINGLE, get_task
+from xstilts.kinds.base import PAIR, SINGLE
+from xstilts.tasks.registry import get_task
 
 
 # Randomly initialised XLM-R-shaped encoders (hub weights are not needed to measure speed): transformer body of

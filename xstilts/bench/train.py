@@ -166,7 +166,7 @@ def _dev_accuracy(model, tokenizer, spec: dict) -> float:
 def _as_heads_model(hf_model, spec: dict):
     """The Trainer's model as the project's encoder + head (shared modules), for the same dev scoring."""
     from xstilts.models.encoder import build_model
-    from xstilts.tasks.registry import PAIR
+    from xstilts.kinds.base import PAIR
 
     model = build_model(hf_model.roberta, {"xnli": {"kind": PAIR, "labels": spec["labels"]}})
     model.heads["xnli"].load_state_dict(hf_model.classifier.state_dict())

@@ -18,7 +18,8 @@ app = typer.Typer()
 def tasks(kind: Optional[str] = typer.Option(None, help="Only tasks of this kind (e.g. extractive_qa, tagging)."),
           role: Optional[str] = typer.Option(None, help="Only `target` (XTREME) or `intermediate` (English) tasks.")):
     """List the registered tasks: role, kind, metric, languages, labels and data source."""
-    from xstilts.tasks.registry import KINDS, all_tasks
+    from xstilts.kinds.base import KINDS, get_spec
+    from xstilts.tasks.registry import all_tasks
 
     if kind is not None and kind not in KINDS:
         raise typer.BadParameter(f"kind must be one of {', '.join(KINDS)}", param_hint="--kind")
@@ -35,7 +36,7 @@ def tasks(kind: Optional[str] = typer.Option(None, help="Only tasks of this kind
             source += f" (trained on {t.train_task})"
         if t.extra_train:
             source += " + " + " + ".join(f"{x.path}/{x.config}" for x in t.extra_train)
-        labels = ", ".join(t.labels) if t.labels else ("from the train split" if t.kind == "tagging" else "—")
+        labels = ", ".join(t.labels) if t.labels else ("from the train split" if get_spec(t.kind).open_labels else "—")
         table.add_row(t.name, t.role, t.kind, t.metric, f"{len(t.languages)}: {' '.join(t.languages)}", labels, source)
     Console(width=max(Console().width, 150)).print(table)  # piped output is read whole, not wrapped
 

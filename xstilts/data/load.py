@@ -1,5 +1,6 @@
 """Load a task's splits from local JSONL/Parquet, a DVC-tracked folder, or the Hugging Face hub, into one canonical
-table per split. Every table has `id` and `language`; the rest depends on the task kind (`canonical_columns`):
+table per split. Every table has `id` and `language`; the rest depends on the task kind (`canonical_columns`, from
+the kind's spec in xstilts.kinds):
 
   pair/single classification  text_a, text_b, label            (label names, not indices)
   multiple choice             text_a (context), text_b (question or None), choices, label ("0".."k-1")
@@ -16,29 +17,23 @@ great-expectations suite reports all at once (see validation.py).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 import pandas as pd
 from xstilts import io
 from xstilts.errors import DataError
 from xstilts.io import plain
-from xstilts.tasks.registry import (GENERATION, MULTIPLE_CHOICE, OPTIONAL_FIELDS, PAIR, PROGRAM_LANGUAGES, QA, RETRIEVAL, SINGLE, TAGGING, HubSource, Task)
+# CHECK_PREFIX and OK: re-exported for validation, which reads the check columns the kind specs fill.
+from xstilts.kinds.base import CHECK_PREFIX, OK, get_spec, text_value
+from xstilts.tasks.registry import HubSource, Task
 
 
 SOURCE_ROW = "source_row"  # 1-based row in the source file, kept until validation so errors point at the file
-CHECK_PREFIX = "check_"  # per-row cross-field checks: "ok" or what is wrong; dropped after validation
 HUB_PREFIX = "hf://"  # `--data hf://` loads every split from the hub (ids and revisions in the task registry)
-OK = "ok"
-SIDES = ("source", "target")
 PAIRS_SUFFIX = ".pairs.tsv"  # retrieval gold pairs beside the sentences: source_id<TAB>target_id (BUCC .gold)
 
 
 def canonical_columns(kind: str) -> list[str]:
-    return ["id", "language"] + {
-        PAIR: ["text_a", "text_b", "label"], SINGLE: ["text_a", "text_b", "label"],
-        MULTIPLE_CHOICE: ["text_a", "text_b", "choices", "label"], QA: ["text_a", "text_b", "answer_texts", "answer_starts"],
-        TAGGING: ["tokens", "tags"], RETRIEVAL: ["text_a", "side", "label"],
-        GENERATION: ["prompt", "completion", "test", "entry_point", "program_language"]}[kind]
+    return ["id", "language", *get_spec(kind).columns]
 
 
 def split_file(root: Path, task: Task, split: str) -> Path:
@@ -113,30 +108,6 @@ def _where(source: str, i: int) -> str:
     return f"{source}: row {i}"
 
 
-def _text(value, where: str, field: str):
-    """A text field: a string, or None (the suite reports null texts with the other failures)."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if not isinstance(value, str):
-        raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _str_list(value, where: str, field: str) -> list[str]:
-    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise DataError(f"{where}: field {field!r} must be a list of strings, got {value!r}")
-    return list(value)
-
-
-def _label(value, labels: tuple[str, ...], where: str, field: str) -> str:
-    """A label name or index → its name; an index outside the set stays as its string (the suite reports it)."""
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise DataError(f"{where}: field {field!r} must be a label name or index, got {type(value).__name__} {value!r}")
-    if isinstance(value, int):
-        return labels[value] if 0 <= value < len(labels) else str(value)
-    return value
-
-
 def _native(row: dict, task: Task, where: str) -> dict:
     """Apply the task's row adapter and check every mapped native field is present."""
     if task.prepare is not None:
@@ -144,7 +115,7 @@ def _native(row: dict, task: Task, where: str) -> dict:
             row = task.prepare(row)
         except (KeyError, TypeError, AttributeError) as e:
             raise DataError(f"{where}: row does not have the {task.name} format ({type(e).__name__}: {e})") from None
-    optional = set(OPTIONAL_FIELDS.get(task.kind, ()))
+    optional = set(get_spec(task.kind).optional_fields)
     for canonical, native in task.columns.items():
         if native not in row and canonical not in optional:
             raise DataError(f"{where}: missing field {native!r} (expected fields: {', '.join(task.columns.values())})")
@@ -153,72 +124,7 @@ def _native(row: dict, task: Task, where: str) -> dict:
 
 def _canonical_row(row: dict, task: Task, where: str) -> dict:
     """One native row → canonical fields (without id/language), type-checked, with the kind's check column."""
-    row = _native(row, task, where)
-    col = task.columns
-    if task.kind in (PAIR, SINGLE):
-        return {"text_a": _text(row[col["text_a"]], where, col["text_a"]),
-                "text_b": _text(row[col["text_b"]], where, col["text_b"]) if task.kind == PAIR else None,
-                "label": _label(row[col["label"]], task.labels, where, col["label"])}
-    if task.kind == MULTIPLE_CHOICE:
-        choices = _str_list(row[col["choices"]], where, col["choices"])
-        label = _label(row[col["label"]], task.labels, where, col["label"])
-        check = OK if len(choices) == len(task.labels) else f"{len(choices)} choices, expected {len(task.labels)}"
-        return {"text_a": _text(row[col["text_a"]], where, col["text_a"]),
-                "text_b": _text(row.get(col.get("text_b", ""), None), where, col.get("text_b", "text_b")),
-                "choices": choices, "label": label, CHECK_PREFIX + "choices": check}
-    if task.kind == QA:
-        answers = row[col["answers"]]
-        if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
-            raise DataError(f"{where}: field {col['answers']!r} must be {{'text': [...], 'answer_start': [...]}}, "
-                            f"got {answers!r}")
-        texts = _str_list(answers["text"], where, f"{col['answers']}.text")
-        starts = answers["answer_start"]
-        if not isinstance(starts, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in starts):
-            raise DataError(f"{where}: field '{col['answers']}.answer_start' must be a list of integers, got {starts!r}")
-        context = _text(row[col["text_b"]], where, col["text_b"])
-        return {"text_a": _text(row[col["text_a"]], where, col["text_a"]), "text_b": context,
-                "answer_texts": texts, "answer_starts": list(starts),
-                CHECK_PREFIX + "answers": _check_answers(texts, list(starts), context)}
-    if task.kind == TAGGING:
-        tokens = _str_list(row[col["tokens"]], where, col["tokens"])
-        raw = row[col["tags"]]
-        if not isinstance(raw, (list, tuple)):
-            raise DataError(f"{where}: field {col['tags']!r} must be a list of tag names or indices, got {raw!r}")
-        tags = [_label(t, task.labels, where, col["tags"]) for t in raw]
-        return {"tokens": tokens, "tags": tags, CHECK_PREFIX + "tags": _check_tags(tokens, tags, task.labels)}
-    if task.kind == GENERATION:
-        values = {name: _text(row.get(col.get(name, ""), None), where, col.get(name, name))
-                  for name in ("prompt", "completion", "test", "entry_point", "program_language")}
-        return {**values, CHECK_PREFIX + "program_language": _check_program_language(values["program_language"])}
-    raise AssertionError(task.kind)
-
-
-def _check_program_language(value: str | None) -> str:
-    if value in PROGRAM_LANGUAGES:
-        return OK
-    return f"unknown programming language {value!r} (known: {', '.join(PROGRAM_LANGUAGES)})"
-
-
-def _check_answers(texts: list[str], starts: list[int], context: str | None) -> str:
-    if len(texts) != len(starts):
-        return f"{len(texts)} answer texts but {len(starts)} answer_start values"
-    for text, start in zip(texts, starts):
-        if context is None:
-            return "no context"
-        if start < 0 or start + len(text) > len(context):
-            return f"answer {text!r} at {start} is outside the {len(context)}-character context"
-        if context[start:start + len(text)] != text:
-            return f"answer {text!r} at {start} does not match the context there ({context[start:start + len(text)]!r})"
-    return OK
-
-
-def _check_tags(tokens: list[str], tags: list[str], labels: tuple[str, ...]) -> str:
-    if len(tokens) != len(tags):
-        return f"{len(tags)} tags for {len(tokens)} tokens"
-    if not tokens:
-        return "no tokens"
-    unknown = sorted({t for t in tags if labels and t not in labels})
-    return f"unknown tag(s) {', '.join(unknown)}" if unknown else OK
+    return get_spec(task.kind).canonical_row(_native(row, task, where), task, where)
 
 
 def canonicalize(rows: list[dict], task: Task, split: str, source: str, default_language: str | None = None,
@@ -226,7 +132,7 @@ def canonicalize(rows: list[dict], task: Task, split: str, source: str, default_
     """Map native rows to the task kind's canonical table, checking types; label indices become label names."""
     if not rows:
         raise DataError(f"{source}: split {split!r} of task {task.name!r} is empty")
-    if task.kind == RETRIEVAL:
+    if get_spec(task.kind).pair_rows:
         return _canonical_pairs(rows, task, split, source, default_language)
     out = []
     label_field = task.columns.get("label")
@@ -267,9 +173,9 @@ def _canonical_pairs(rows: list[dict], task: Task, split: str, source: str, defa
         language = _row_language(row, task, where, default_language)
         row = _native(row, task, where)
         src_id, trg_id = f"{language}-{i:06d}", f"{language}-{i:06d}-en"
-        out.append({"id": src_id, "language": language, "text_a": _text(row[col["text_a"]], where, col["text_a"]),
+        out.append({"id": src_id, "language": language, "text_a": text_value(row[col["text_a"]], where, col["text_a"]),
                     "side": "source", "label": trg_id, SOURCE_ROW: i})
-        out.append({"id": trg_id, "language": language, "text_a": _text(row[col["text_b"]], where, col["text_b"]),
+        out.append({"id": trg_id, "language": language, "text_a": text_value(row[col["text_b"]], where, col["text_b"]),
                     "side": "target", "label": None, SOURCE_ROW: i})
     df = pd.DataFrame(out)
     df[CHECK_PREFIX + "pair"] = OK
@@ -298,7 +204,7 @@ def _read_mining_split(path: Path, task: Task, split: str) -> pd.DataFrame:
             if not isinstance(row[field], str):
                 raise DataError(f"{where}: field {field!r} must be a string, got {row[field]!r}")
         ids.setdefault(row["id"], {})[row["language"]] = row["side"]  # BUCC numbers ids per language pair (en-000001)
-        out.append({"id": row["id"], "language": row["language"], "text_a": _text(row["sentence"], where, "sentence"),
+        out.append({"id": row["id"], "language": row["language"], "text_a": text_value(row["sentence"], where, "sentence"),
                     "side": row["side"], "label": None, SOURCE_ROW: i})
     partner = {}
     for line_no, line in enumerate(pairs_path.read_text(encoding="utf-8").splitlines(), start=1):
@@ -348,7 +254,7 @@ def load_split(task: Task, split: str, data: str, languages: tuple[str, ...], re
     path = Path(official.attrs["source"]) if official is not None else split_file(Path(data), task, split)
     if official is not None:
         df = official
-    elif task.kind == RETRIEVAL and path.with_name(split + PAIRS_SUFFIX).exists():
+    elif get_spec(task.kind).pair_rows and path.with_name(split + PAIRS_SUFFIX).exists():
         df = _read_mining_split(path, task, split)
     else:
         df = canonicalize(read_local(path), task, split, str(path), default_language=task.train_language)

@@ -12,12 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 from xstilts.data import dvc as dvcdata
-from xstilts.data.load import (CHECK_PREFIX, HUB_PREFIX, OK, PAIRS_SUFFIX, SIDES, SOURCE_ROW, canonical_columns, load_split)
+from xstilts.data.load import (CHECK_PREFIX, HUB_PREFIX, OK, PAIRS_SUFFIX, SOURCE_ROW, canonical_columns, load_split)
 from xstilts.errors import ConfigError, DataError, DataValidationError
 from xstilts.io import atomic_dir, atomic_write_text, write_json
 from xstilts.provenance import Provenance, source_files
 from xstilts.io import esc, html_page, html_table, markdown_table, plain
-from xstilts.tasks.registry import (GENERATION, MULTIPLE_CHOICE, PAIR, QA, RETRIEVAL, SINGLE, TAGGING, Task, all_tasks, condition_tasks, get_task, languages_for)
+from xstilts.kinds.base import get_spec
+from xstilts.tasks.registry import (Task, all_tasks, condition_tasks, get_task, languages_for)
 
 
 MAX_EXAMPLES = 5
@@ -43,27 +44,14 @@ class ExpectationOutcome:
         return f"{head}: {self.unexpected_count} of {self.element_count} rows failed" + (f" — e.g. {examples}" if examples else "")
 
 
-# Generation: the fields a split needs besides the prompt — a reference completion to train on, a test to execute.
-GENERATION_REQUIRED = {"train": ("completion",), "validation": ("completion", "test"), "test": ("test",)}
-
-
 def build_suite(task: Task, languages: tuple[str, ...], labels: tuple[str, ...], columns: list[str],
                 split: str = "train"):
     """The expectations a canonical split must meet, derived from the task's kind and declaration."""
     import great_expectations.expectations as gxe  # 3 s import: keep it off the CLI's start-up path
 
     expectations = [gxe.ExpectColumnToExist(column=c) for c in canonical_columns(task.kind)]
-    text_columns = {PAIR: ["text_a", "text_b"], SINGLE: ["text_a"], MULTIPLE_CHOICE: ["text_a"], QA: ["text_a", "text_b"],
-                    RETRIEVAL: ["text_a"], TAGGING: [],
-                    GENERATION: ["prompt", *GENERATION_REQUIRED.get(split, ())]}[task.kind]
-    for col in text_columns:
-        expectations.append(gxe.ExpectColumnValuesToNotBeNull(column=col))
-        expectations.append(gxe.ExpectColumnValueLengthsToBeBetween(column=col, min_value=1, max_value=task.max_text_chars))
-    if task.kind in (PAIR, SINGLE, MULTIPLE_CHOICE):
-        expectations += [gxe.ExpectColumnValuesToNotBeNull(column="label"),
-                         gxe.ExpectColumnValuesToBeInSet(column="label", value_set=list(labels))]
-    if task.kind == RETRIEVAL:
-        expectations.append(gxe.ExpectColumnValuesToBeInSet(column="side", value_set=list(SIDES)))
+    # The kind's own: present texts of bounded length, labels in the label set, ... (KindSpec.expectations).
+    expectations += get_spec(task.kind).expectations(gxe, task, labels, split)
     # Cross-field checks computed while loading (answer inside its context, one tag per token, ...): "ok" or why not.
     expectations += [gxe.ExpectColumnValuesToBeInSet(column=c, value_set=[OK]) for c in columns if c.startswith(CHECK_PREFIX)]
     expectations += [
@@ -130,12 +118,13 @@ def _plan(targets: list[Task], intermediates: list[Task], languages) -> dict[str
 
 def _labels(task: Task, tables: dict[tuple[str, str], pd.DataFrame]) -> tuple[str, ...]:
     """The declared label set, or for open tag sets (CCG) the train split's tags in sorted order."""
-    if task.labels or task.kind not in (TAGGING,):
+    spec = get_spec(task.kind)
+    if task.labels or not spec.open_labels:
         return task.labels
     train = tables.get((task.name, "train"))
     if train is None:
         raise ConfigError(f"task {task.name!r} takes its label set from its train split, which was not loaded")
-    return tuple(sorted({tag for tags in train["tags"] for tag in tags}))
+    return spec.train_labels(train)
 
 
 def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report_html: str | Path,

@@ -15,7 +15,8 @@ from xstilts.io import html_page, html_table, markdown_table
 from xstilts.kinds import base as kinds
 from xstilts.config import Settings
 from xstilts.provenance import Provenance
-from xstilts.tasks.registry import GENERATION, RETRIEVAL, get_task
+from xstilts.kinds.base import GENERATION, RETRIEVAL
+from xstilts.tasks.registry import get_task
 from xstilts.evaluate.runtime import make_session, onnx_runner
 from xstilts.config import generation_settings
 

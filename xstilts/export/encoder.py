@@ -17,10 +17,10 @@ from xstilts.export.decoder import export_causal_onnx
 from xstilts.models.causal import lm_dir
 from xstilts.errors import ConfigError
 from xstilts.io import atomic_copy, atomic_dir, read_json
-from xstilts.kinds.base import OUTPUTS
+from xstilts.kinds.base import OUTPUTS, get_spec
 from xstilts.provenance import Provenance
 from xstilts.models.encoder import MeanPooledEncoder, load_encoder, load_model
-from xstilts.tasks.registry import MULTIPLE_CHOICE, get_task
+from xstilts.tasks.registry import get_task
 
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
@@ -118,7 +118,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
                              "optimize": optimize})
     module, tokenizer, meta = exportable(model_dir, retrieval_layer)
     kind, outputs = meta["kind"], meta["outputs"]
-    choices = len(meta["labels"]) if kind == MULTIPLE_CHOICE else None
+    choices = len(meta["labels"]) if get_spec(kind).model_grouped else None
     random_inputs = random_inputs_from(tokenizer, choices)
     example_ids, example_mask = random_inputs(EXPORT_SHAPE[0], EXPORT_SHAPE[1], EXPORT_SHAPE[1] // 2)
     dynamic = dynamic_axes(module, choices)

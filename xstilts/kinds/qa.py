@@ -1,4 +1,5 @@
-"""Extractive QA features (sliding windows over long contexts) and span decoding back to context text.
+"""Extractive QA (SQuAD, XQuAD, MLQA, TyDiQA): the kind's spec (`QASpec`), its features (sliding windows over long
+contexts) and span decoding back to context text.
 
 Encoding follows HF's run_qa: the question (left-stripped, cut to `max_query_length` tokens) is paired with the
 context, which is windowed with `truncation="only_second"`, `stride=doc_stride` and overflowing tokens. Each window
@@ -20,7 +21,15 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 import numpy as np
+from xstilts.errors import DataError
+from xstilts.kinds import metrics
+from xstilts.kinds.base import CHECK_PREFIX, OK, QA, KindSpec, Runner, TaskInfo, run_batched, str_list, text_value
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from xstilts.config import Settings
 
 
 Offset = tuple[int, int]
@@ -234,3 +243,93 @@ def qa_predict(features: QAFeatures, start_logits: np.ndarray, end_logits: np.nd
                 break
         predictions.append(text)
     return predictions
+
+
+# ---- the kind ---------------------------------------------------------------------------------------------------
+
+def _check_answers(texts: list[str], starts: list[int], context: str | None) -> str:
+    if len(texts) != len(starts):
+        return f"{len(texts)} answer texts but {len(starts)} answer_start values"
+    for text, start in zip(texts, starts):
+        if context is None:
+            return "no context"
+        if start < 0 or start + len(text) > len(context):
+            return f"answer {text!r} at {start} is outside the {len(context)}-character context"
+        if context[start:start + len(text)] != text:
+            return f"answer {text!r} at {start} does not match the context there ({context[start:start + len(text)]!r})"
+    return OK
+
+
+def _answers(df: pd.DataFrame) -> list[list[dict]]:
+    return [[{"text": t, "answer_start": int(s)} for t, s in zip(texts, starts)]
+            for texts, starts in zip(df["answer_texts"], df["answer_starts"])]
+
+
+class QASpec(KindSpec):
+    name = QA
+    fields = ("text_a", "text_b", "answers")  # question, context, {"text": [...], "answer_start": [...]}
+    columns = ("text_a", "text_b", "answer_texts", "answer_starts")  # question, context, answers
+    text_columns = ("text_a", "text_b")
+    outputs = ("start_logits", "end_logits")
+    per_token = True
+    text_to_text = True
+
+    def canonical_row(self, row: dict, task: TaskInfo, where: str) -> dict:
+        col = task.columns
+        answers = row[col["answers"]]
+        if not isinstance(answers, dict) or not {"text", "answer_start"} <= set(answers):
+            raise DataError(f"{where}: field {col['answers']!r} must be {{'text': [...], 'answer_start': [...]}}, "
+                            f"got {answers!r}")
+        texts = str_list(answers["text"], where, f"{col['answers']}.text")
+        starts = answers["answer_start"]
+        if not isinstance(starts, (list, tuple)) or not all(isinstance(s, int) and not isinstance(s, bool) for s in starts):
+            raise DataError(f"{where}: field '{col['answers']}.answer_start' must be a list of integers, got {starts!r}")
+        context = text_value(row[col["text_b"]], where, col["text_b"])
+        return {"text_a": text_value(row[col["text_a"]], where, col["text_a"]), "text_b": context,
+                "answer_texts": texts, "answer_starts": list(starts),
+                CHECK_PREFIX + "answers": _check_answers(texts, list(starts), context)}
+
+    def new_head(self, hidden_size: int, num_labels: int, dropout: float):
+        from xstilts.kinds.heads import SpanHead
+
+        return SpanHead(hidden_size, num_labels, dropout)
+
+    def encode(self, task: TaskInfo, labels: tuple[str, ...], df: pd.DataFrame, tokenizer,
+               settings: Settings) -> tuple[list, list]:
+        feats = qa_features(tokenizer, df["text_a"].tolist(), df["text_b"].tolist(), _answers(df), settings.max_length,
+                            settings.doc_stride, settings.max_query_length)
+        return feats.input_ids, list(zip(feats.start_positions.tolist(), feats.end_positions.tolist()))
+
+    def loss(self, outputs, y, mask=None):
+        import torch
+        import torch.nn.functional as F
+
+        start, end = (o.float() for o in outputs)
+        if mask is not None:
+            padding = mask == 0
+            start = start.masked_fill(padding, torch.finfo(start.dtype).min)
+            end = end.masked_fill(padding, torch.finfo(end.dtype).min)
+        return (F.cross_entropy(start, y[:, 0]) + F.cross_entropy(end, y[:, 1])) / 2
+
+    def predict(self, run: Runner, task: TaskInfo, labels: tuple[str, ...], df: pd.DataFrame, tokenizer,
+                settings: Settings, batch_size: int) -> list:
+        contexts = df["text_b"].tolist()
+        feats = qa_features(tokenizer, df["text_a"].tolist(), contexts, None, settings.max_length, settings.doc_stride,
+                            settings.max_query_length)
+        out = run_batched(run, self.name, feats.input_ids, tokenizer.pad_token_id, batch_size)
+        return qa_predict(feats, out["start_logits"], out["end_logits"], contexts,
+                          max_answer_length=settings.max_answer_length)
+
+    def score(self, task: TaskInfo, df: pd.DataFrame, predictions: list, language: str) -> dict:
+        ids = df["id"].tolist()
+        refs = {i: list(texts) for i, texts in zip(ids, df["answer_texts"])}
+        result = metrics.qa_scores(dict(zip(ids, predictions)), refs, language, task.qa_normalization)
+        return {"score": result["score"], "exact_match": result["exact_match"], "f1": result["f1"]}
+
+    def text_to_text_pairs(self, task: TaskInfo, df: pd.DataFrame) -> tuple[list[str], list[str]]:
+        # question, context → the first gold answer
+        prompts = [f"Task: {task.name}\nContext: {c}\nQuestion: {q}\nAnswer:" for q, c in zip(df["text_a"], df["text_b"])]
+        return prompts, [f" {texts[0]}" for texts in df["answer_texts"]]
+
+
+SPEC = QASpec()

@@ -1,4 +1,5 @@
-"""Token tagging (PAN-X NER, UD-POS) features: word-level tags aligned to the first sub-token of each word.
+"""Token tagging (PAN-X NER, UD-POS, CCG supertags): the kind's spec (`TaggingSpec`) and its features, word-level
+tags aligned to the first sub-token of each word.
 
 Words are tokenized with `is_split_into_words=True` and aligned through `word_ids()`. A word can end up with no
 sub-token (an empty string, a character the normalizer drops, or truncation past `max_length`): it gets no
@@ -10,11 +11,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 import numpy as np
+from xstilts.errors import DataError
+from xstilts.kinds import metrics
+from xstilts.kinds.base import (CHECK_PREFIX, IGNORE_INDEX, OK, TAGGING, KindSpec, Runner, TaskInfo, label_name,
+                                run_batched, str_list)
 from xstilts.kinds.qa import require_fast_tokenizer
 
-
-IGNORE_INDEX = -100
+if TYPE_CHECKING:
+    import pandas as pd
+    from xstilts.config import Settings
 
 
 @dataclass
@@ -85,3 +92,63 @@ def tag_decode(features: TagFeatures, logits: np.ndarray, labels: Sequence[str],
         best = logits[i].argmax(axis=-1)
         predictions.append([labels[int(best[p])] if p >= 0 else fill_label for p in starts])
     return predictions
+
+
+# ---- the kind ---------------------------------------------------------------------------------------------------
+
+def _check_tags(tokens: list[str], tags: list[str], labels: tuple[str, ...]) -> str:
+    if len(tokens) != len(tags):
+        return f"{len(tags)} tags for {len(tokens)} tokens"
+    if not tokens:
+        return "no tokens"
+    unknown = sorted({t for t in tags if labels and t not in labels})
+    return f"unknown tag(s) {', '.join(unknown)}" if unknown else OK
+
+
+class TaggingSpec(KindSpec):
+    name = TAGGING
+    fields = ("tokens", "tags")
+    columns = ("tokens", "tags")  # tag names
+    open_labels = True
+    padded_targets = True
+    per_token = True
+
+    def canonical_row(self, row: dict, task: TaskInfo, where: str) -> dict:
+        col = task.columns
+        tokens = str_list(row[col["tokens"]], where, col["tokens"])
+        raw = row[col["tags"]]
+        if not isinstance(raw, (list, tuple)):
+            raise DataError(f"{where}: field {col['tags']!r} must be a list of tag names or indices, got {raw!r}")
+        tags = [label_name(t, task.labels, where, col["tags"]) for t in raw]
+        return {"tokens": tokens, "tags": tags, CHECK_PREFIX + "tags": _check_tags(tokens, tags, task.labels)}
+
+    def train_labels(self, train: pd.DataFrame) -> tuple[str, ...]:
+        return tuple(sorted({tag for tags in train["tags"] for tag in tags}))
+
+    def new_head(self, hidden_size: int, num_labels: int, dropout: float):
+        from xstilts.kinds.heads import TokenHead
+
+        return TokenHead(hidden_size, num_labels, dropout)
+
+    def encode(self, task: TaskInfo, labels: tuple[str, ...], df: pd.DataFrame, tokenizer,
+               settings: Settings) -> tuple[list, list]:
+        feats = tag_features(tokenizer, [list(t) for t in df["tokens"]], [list(t) for t in df["tags"]], labels,
+                             settings.max_length)
+        return feats.input_ids, feats.label_ids
+
+    def loss(self, outputs, y, mask=None):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(outputs.float().flatten(0, 1), y.flatten(), ignore_index=IGNORE_INDEX)
+
+    def predict(self, run: Runner, task: TaskInfo, labels: tuple[str, ...], df: pd.DataFrame, tokenizer,
+                settings: Settings, batch_size: int) -> list:
+        feats = tag_features(tokenizer, [list(t) for t in df["tokens"]], None, labels, settings.max_length)
+        logits = run_batched(run, self.name, feats.input_ids, tokenizer.pad_token_id, batch_size)["logits"]
+        return tag_decode(feats, logits, labels, fill_label="O" if "O" in labels else labels[0])
+
+    def score(self, task: TaskInfo, df: pd.DataFrame, predictions: list, language: str) -> dict:
+        return {"score": metrics.tagging_f1([list(t) for t in df["tags"]], predictions)}
+
+
+SPEC = TaggingSpec()

@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 from xstilts.errors import ConfigError
-from xstilts.tasks.registry import MULTIPLE_CHOICE, PAIR, QA, SINGLE, TAGGING
+from xstilts.kinds.base import get_spec
 from xstilts.io import read_json, write_json  # cache_dir: re-exported
 from xstilts.models.tiny import ensure_tiny_model
 from xstilts.models.tiny import TINY
@@ -45,54 +45,9 @@ def load_encoder(name_or_path: str, revision: str | None = None):
     return encoder, tokenizer
 
 
-class ClassificationHead(nn.Module):
-    """RoBERTa's sentence head on the first (<s>) token: dense → tanh → dropout → projection."""
-
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
-        super().__init__()
-        self.dense = nn.Linear(hidden_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
-        self.out_proj = nn.Linear(hidden_size, num_labels)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        x = self.dropout(hidden[:, 0])
-        x = torch.tanh(self.dense(x))
-        return self.out_proj(self.dropout(x))
-
-
-class SpanHead(nn.Module):
-    """Extractive QA: a start and an end logit per token."""
-
-    def __init__(self, hidden_size: int, num_labels: int = 2, dropout: float = 0.1):
-        super().__init__()
-        self.qa_outputs = nn.Linear(hidden_size, 2)
-
-    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        start, end = self.qa_outputs(hidden).float().unbind(-1)
-        return start, end
-
-
-class TokenHead(nn.Module):
-    """Tagging: a label distribution per token (trained and read on each word's first sub-token)."""
-
-    def __init__(self, hidden_size: int, num_labels: int, dropout: float = 0.1):
-        super().__init__()
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size, num_labels)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(hidden))
-
-
-# Head class per task kind; multiple choice scores each (context, choice) pair with a 1-logit sentence head.
-HEADS = {PAIR: ClassificationHead, SINGLE: ClassificationHead, MULTIPLE_CHOICE: ClassificationHead, QA: SpanHead,
-         TAGGING: TokenHead}
-
-
 def new_head(kind: str, hidden_size: int, num_labels: int, dropout: float) -> nn.Module:
-    if kind not in HEADS:
-        raise ConfigError(f"tasks of kind {kind!r} have no trainable head")
-    return HEADS[kind](hidden_size, 1 if kind == MULTIPLE_CHOICE else num_labels, dropout)
+    """A fresh head for a task of `kind` (the kind spec's; head classes in xstilts.kinds.heads)."""
+    return get_spec(kind).new_head(hidden_size, num_labels, dropout)
 
 
 class MultiTaskModel(nn.Module):
@@ -105,13 +60,8 @@ class MultiTaskModel(nn.Module):
         self.kinds = dict(kinds)
 
     def forward(self, task: str, input_ids: torch.Tensor, attention_mask: torch.Tensor):
-        kind = self.kinds[task]
-        if kind == MULTIPLE_CHOICE:  # [batch, choices, seq] → one score per (example, choice)
-            batch, choices = input_ids.shape[:2]
-            hidden = self.encoder(input_ids=input_ids.flatten(0, 1), attention_mask=attention_mask.flatten(0, 1)).last_hidden_state
-            return self.heads[task](hidden).view(batch, choices)
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return self.heads[task](hidden)
+        # The kind decides how inputs reach the head (multiple choice: [batch, choices, seq] flattened, then regrouped).
+        return get_spec(self.kinds[task]).head_forward(self.encoder, self.heads[task], input_ids, attention_mask)
 
 
 def build_model(encoder: nn.Module, head_specs: dict[str, dict]) -> MultiTaskModel:

@@ -14,7 +14,8 @@ from xstilts.errors import ConfigError
 from xstilts.io import atomic_dir, dir_fingerprint, fingerprint, read_json, write_json
 from xstilts.provenance import Provenance
 from xstilts.models.encoder import (build_model, load_encoder, resolve_pretrained, save_model_dir)
-from xstilts.tasks.registry import BASELINE, GENERATION, RETRIEVAL, Task, condition_tasks, get_task
+from xstilts.kinds.base import GENERATION, RETRIEVAL
+from xstilts.tasks.registry import BASELINE, Task, condition_tasks, get_task
 from xstilts.models.tiny import TINY_CAUSAL
 from xstilts.models.causal import CausalLMModel, is_causal, lm_dir, load_causal_lm, save_causal_model_dir
 from xstilts.models.tiny import ensure_tiny_causal_model
