@@ -33,7 +33,8 @@ from typing import Callable
 import pandas as pd
 
 from xstilts.errors import DataError
-from xstilts.tasks.registry import TATOEBA_LANGUAGES, TYDIQA_LANGUAGES, Task
+from xstilts.tasks.catalog.xtreme import TATOEBA_LANGUAGES, TYDIQA_LANGUAGES
+from xstilts.tasks.registry import Task
 from xstilts.io import file_md5, read_jsonl
 
 SPLIT_NAMES = {"train": "train", "validation": "dev", "test": "test"}  # our split → the release files' word
@@ -524,7 +525,8 @@ def official_sources(root: str | Path, task: Task, split: str, languages: tuple[
 def load_official(root: Path, task: Task, split: str, languages: tuple[str, ...]) -> pd.DataFrame | None:
     """The canonical table of a split read from official release files, or None when `root` is not such a root
     (it does not exist, holds <task>/<split>.jsonl|parquet, or the task has no known release format)."""
-    from xstilts.data.load import CHECK_PREFIX, OK, SOURCE_ROW, canonicalize  # load.py calls this module
+    from xstilts.kinds.base import CHECK_PREFIX, OK
+    from xstilts.data.load import SOURCE_ROW, canonicalize  # load.py calls this module
 
     root = Path(root)
     if not root.exists() or canonical_file_exists(root, task, split):
