@@ -40,11 +40,15 @@ $(CHECKOV): tools/checkov-constraints.txt
 	touch $@
 
 # `xstilts code-eval` runs Python, JavaScript, TypeScript, Java, C++ and Go in a bubblewrap sandbox. Missing system
-# toolchains come from apt (as root; otherwise the command to run is printed); tsc, @types/node and lodash (MBXP's
-# JavaScript tests require it) are pinned under .tools/node, where xstilts looks for them.
-NODE_TOOLS := .tools/node/node_modules/typescript/bin/tsc
-$(NODE_TOOLS):
-	npm install --prefix .tools/node --no-save --no-audit --no-fund typescript@5.9.3 @types/node@20.19.9 lodash@4.17.21
+# toolchains come from apt (as root; otherwise the command to run is printed). tools/node/package.json pins tsc,
+# @types/node and what the supported benchmarks' tests import (MBJSP, HumanEval-JS: lodash; MBTSP, HumanEval-TS:
+# mathjs, heap-js), package-lock.json their dependencies; `npm ci` installs exactly that under .tools/node, where
+# xstilts looks for them. MBJP, MBCPP and MBGP import only their standard libraries.
+NODE_TOOLS := .tools/node/node_modules/.package-lock.json
+$(NODE_TOOLS): tools/node/package.json tools/node/package-lock.json
+	mkdir -p .tools/node
+	cp tools/node/package.json tools/node/package-lock.json .tools/node/
+	npm ci --prefix .tools/node --no-audit --no-fund
 	touch $@
 
 toolchains: $(NODE_TOOLS)

@@ -44,14 +44,22 @@ def test_canonical_solutions_pass_in_every_language(tmp_path):
         row = summary["languages"][language]
         assert row["pass@1"] == 1.0, (language, row)
         assert row["pass@10"] is None and "10" in row["skipped_k"]  # one sample per problem: k=10 > n
-        assert row["status_counts"] == {"passed": 3}
+        assert row["status_counts"] == {"passed": 3, "failed": 0, "timeout": 0, "memory": 0, "compile_error": 0,
+                                        "killed": 0, "toolchain_error": 0}
+        # The toolchain self-test ran first, in the same sandbox and limits, and every check came out as expected.
+        self_test = summary["self_test"][language]
+        assert row["available"] and self_test["available"], (language, self_test)
+        assert all(check["ok"] for check in self_test["checks"]) and len(self_test["checks"]) >= 2, self_test
+    assert summary["typescript_mode"] == "strict"
     samples = read_jsonl(out / "samples.jsonl")
     assert len(samples) == 18 and all(s["passed"] and s["status"] == "passed" for s in samples)
     assert set(samples[0]) >= {"task_id", "language", "completion_index", "passed", "status", "duration_s", "stderr"}
     problems = read_jsonl(out / "problems.jsonl")
     assert all(p["n"] == 1 and p["correct"] == 1 and p["pass@1"] == 1.0 and p["pass@10"] is None for p in problems)
     table = (out / "pass_at_k.md").read_text()
-    assert "| typescript | 3 | 3 | 100.0 | — |" in table and "pass@10 skipped" in table
+    assert "| typescript | 3 | 3 | 100.0 | — | 3 | 0 | 0 | 0 | 0 | 0 | 0 |" in table and "pass@10 skipped" in table
+    assert "Toolchain self-test: cpp ok, go ok, java ok, javascript ok, python ok, typescript ok." in table
+    assert "TypeScript: typescript_mode strict" in table
     assert "| go | 3 | 3 | 100.0 |" in run.stdout
 
 

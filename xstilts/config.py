@@ -100,9 +100,12 @@ LOW_RESOURCE = ["en", "sw", "ur", "th", "hi", "te", "yo", "mr", "ta", "eu", "ka"
 
 
 # Code generation targets (the `generation` parameter): sampling, pass@k and the sandbox's limits.
+# TypeScript type checking in code execution: `strict` (type errors are compile errors) or `mxeval-compatible` (the
+# JavaScript tsc emits despite type errors runs, as in mxeval).
+TYPESCRIPT_MODES = ("strict", "mxeval-compatible")
 GENERATION_DEFAULTS = {"n": 1, "temperature": 0.0, "top_p": 1.0, "max_new_tokens": 128, "min_new_tokens": 0,
                        "seed": 0, "batch_size": 16, "k": [1], "timeout_s": 10.0, "memory_mb": 512,
-                       "allow_no_isolation": False}
+                       "allow_no_isolation": False, "typescript_mode": "strict"}
 
 
 def generation_settings(overrides: dict | None) -> dict:
@@ -132,6 +135,9 @@ def generation_settings(overrides: dict | None) -> dict:
     if not isinstance(settings["allow_no_isolation"], bool):
         raise ConfigError(f"generation setting 'allow_no_isolation' must be true or false, got "
                           f"{shorten(settings['allow_no_isolation'])}")
+    if settings["typescript_mode"] not in TYPESCRIPT_MODES:
+        raise ConfigError(f"generation setting 'typescript_mode' must be one of {', '.join(TYPESCRIPT_MODES)}, got "
+                          f"{shorten(settings['typescript_mode'])}")
     return {**settings, "k": sorted(set(ks))}
 
 

@@ -31,6 +31,9 @@ def code_eval_command(
         allow_no_isolation: bool = typer.Option(False, "--allow-no-isolation", help="Run with resource limits "
                                                 "only where namespaces (bwrap) are unavailable. Only inside an "
                                                 "already isolated environment."),
+        typescript_mode: str = typer.Option("strict", "--typescript-mode", help="TypeScript type checking: "
+                                            "`strict` (type errors are compile errors) or `mxeval-compatible` (run "
+                                            "the JavaScript tsc emits despite type errors, as mxeval does)."),
         bench: bool = typer.Option(False, "--bench", help="Print throughput (programs/s) on the built-in fixture "
                                    "problems instead of evaluating files."),
         bench_languages: str = typer.Option("python,cpp", "--bench-languages", help="Languages for --bench."),
@@ -39,7 +42,11 @@ def code_eval_command(
     """Run generated code in a sandbox (Python, JavaScript, TypeScript, Java, C++, Go) and report pass@k per
     problem and per language."""
     from xstilts.codeexec import harness as ce
+    from xstilts.config import TYPESCRIPT_MODES
 
+    if typescript_mode not in TYPESCRIPT_MODES:
+        raise typer.BadParameter(f"{typescript_mode!r}: expected one of {', '.join(TYPESCRIPT_MODES)}",
+                                 param_hint="--typescript-mode")
     if bench:
         from xstilts.bench.codeeval import bench as bench_code_eval
 
@@ -57,7 +64,7 @@ def code_eval_command(
     with output_folder(out, force):
         evaluation = ce.code_eval(problems, samples, out, ks=ce.parse_ks(k), workers=workers, timeout_s=timeout,
                                   compile_timeout_s=compile_timeout, memory_mb=memory_mb,
-                                  allow_no_isolation=allow_no_isolation)
+                                  allow_no_isolation=allow_no_isolation, typescript_mode=typescript_mode)
     print(ce.markdown_table(evaluation), end="")
     print(f"results: {out}")
 

@@ -3,6 +3,8 @@
 Problems are HumanEval/MBXP JSONL rows (`task_id`, `prompt`, `test`, `entry_point`, `language`, optional
 `canonical_solution`); samples are JSONL rows (`task_id`, `completion`), several per problem for pass@k with k > 1.
 pass@k is Chen et al. (2021)'s unbiased estimator 1 - C(n-c, k) / C(n, k), as a product (no huge binomials).
+Each language's toolchain first passes a self-test (selftest.py) in the same sandbox and limits; the samples of a
+language that fails it are `toolchain_error`, and that language gets no pass@k (never 0).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 from xstilts import env
-from xstilts.codeexec.languages import LANGUAGES, STATUSES, Execution, Toolchain, execute, find_toolchain
+from xstilts.codeexec.languages import (LANGUAGES, STATUSES, Execution, Toolchain, check_typescript_mode, execute,
+                                        find_toolchain)
+from xstilts.codeexec.selftest import checks_for, verdict
 from xstilts.errors import DataError
 from xstilts.io import atomic_dir, atomic_write_text, read_jsonl, write_json
 from xstilts.codeexec.sandbox import Sandbox
@@ -118,8 +122,8 @@ class Evaluation:
         return {"k": self.ks, "languages": self.languages, **self.settings}
 
 
-def _summarise(problems: dict[str, dict], samples: list[Sample], executions: list[Execution],
-               ks: list[int]) -> tuple[list[dict], list[dict], dict[str, dict]]:
+def _summarise(problems: dict[str, dict], samples: list[Sample], executions: list[Execution], ks: list[int],
+               unavailable: dict[str, str]) -> tuple[list[dict], list[dict], dict[str, dict]]:
     sample_rows = []
     by_task: dict[str, list[bool]] = defaultdict(list)
     for sample, result in zip(samples, executions):
@@ -134,8 +138,10 @@ def _summarise(problems: dict[str, dict], samples: list[Sample], executions: lis
         if task_id not in by_task:
             continue
         n, c = len(by_task[task_id]), sum(by_task[task_id])
+        scored = problem["language"] not in unavailable
         problem_rows.append({"task_id": task_id, "language": problem["language"], "n": n, "correct": c,
-                             **{f"pass@{k}": (pass_at_k(n, c, k) if k <= n else None) for k in ks}})
+                             **({} if scored else {"toolchain_error": True}),
+                             **{f"pass@{k}": (pass_at_k(n, c, k) if k <= n and scored else None) for k in ks}})
     languages: dict[str, dict] = {}
     for language in sorted({p["language"] for p in problems.values()}):
         rows = [r for r in problem_rows if r["language"] == language]
@@ -143,10 +149,16 @@ def _summarise(problems: dict[str, dict], samples: list[Sample], executions: lis
         summary = {"problems": len(rows), "samples": sum(r["n"] for r in rows),
                    "unattempted": sorted(t for t, p in problems.items() if p["language"] == language
                                          and t not in by_task),
-                   "status_counts": {s: statuses[s] for s in STATUSES if statuses[s]}, "skipped_k": {}}
+                   "status_counts": {s: statuses[s] for s in STATUSES}, "skipped_k": {},
+                   "available": language not in unavailable}
+        if language in unavailable:
+            summary["unavailable"] = unavailable[language]
         for k in ks:
             short = [r for r in rows if r["n"] < k]
-            if not rows or short:  # as in HumanEval: pass@k only when every problem has at least k samples
+            if language in unavailable:
+                summary[f"pass@{k}"] = None
+                summary["skipped_k"][str(k)] = "toolchain unavailable (failed its self-test)"
+            elif not rows or short:  # as in HumanEval: pass@k only when every problem has at least k samples
                 summary[f"pass@{k}"] = None
                 summary["skipped_k"][str(k)] = (f"k={k} > n for {len(short)} of {len(rows)} problems "
                                                 f"(fewest samples: {min(r['n'] for r in rows)})" if rows
@@ -159,22 +171,30 @@ def _summarise(problems: dict[str, dict], samples: list[Sample], executions: lis
 
 def evaluate(problems: dict[str, dict], samples: list[Sample], *, ks: list[int], workers: int | None = None,
              timeout_s: float = 10.0, compile_timeout_s: float = 60.0, memory_mb: int = 512,
-             allow_no_isolation: bool = False, desc: str = "code-eval") -> Evaluation:
-    """Run every sample (in parallel, one sandboxed program per worker at a time) and compute pass@k."""
+             allow_no_isolation: bool = False, typescript_mode: str = "strict", desc: str = "code-eval") -> Evaluation:
+    """Self-test each language's toolchain, then run every sample (in parallel, one sandboxed program per worker at
+    a time) and compute pass@k."""
+    check_typescript_mode(typescript_mode)
     sandbox = Sandbox(allow_no_isolation=allow_no_isolation)
     used = sorted({problems[s.task_id]["language"] for s in samples})
-    toolchains: dict[str, Toolchain] = {lang: find_toolchain(LANGUAGES[lang]) for lang in used}  # fail before running
+    toolchains: dict[str, Toolchain] = {lang: find_toolchain(LANGUAGES[lang], typescript_mode=typescript_mode)
+                                        for lang in used}  # fail before running
     workers = max(1, workers or os.cpu_count() or 1)
     slots: queue.Queue[int] = queue.Queue()
 
-    def run_one(sample: Sample) -> Execution:  # `scratch` is bound below, before any call
-        problem = problems[sample.task_id]
+    def run_program(problem: dict, completion: str) -> Execution:  # `scratch` is bound below, before any call
         slot = slots.get()
         try:
-            return execute(problem, sample.completion, sandbox, toolchains[problem["language"]], timeout_s=timeout_s,
+            return execute(problem, completion, sandbox, toolchains[problem["language"]], timeout_s=timeout_s,
                            compile_timeout_s=compile_timeout_s, memory_mb=memory_mb, slot=slot, scratch=scratch)
         finally:
             slots.put(slot)
+
+    def run_one(sample: Sample) -> Execution:
+        problem = problems[sample.task_id]
+        if problem["language"] in unavailable:
+            return Execution("toolchain_error", 0.0, 0.0, None, unavailable[problem["language"]])
+        return run_program(problem, sample.completion)
 
     start = time.monotonic()
     executions: list[Execution | None] = [None] * len(samples)
@@ -188,18 +208,34 @@ def evaluate(problems: dict[str, dict], samples: list[Sample], *, ks: list[int],
         for lang, toolchain in toolchains.items():
             if LANGUAGES[lang].prepare is not None:
                 toolchains[lang] = LANGUAGES[lang].prepare(toolchain, sandbox, scratch, reserved[0])
+        # The self-test: once per language and evaluation, with the samples' sandbox, limits and toolchains.
+        checks = [(lang, check) for lang in used for check in checks_for(lang)]
+        outcomes = list(pool.map(lambda item: run_program(item[1].problem(), item[1].completion), checks))
+        self_test = {lang: verdict(lang, toolchains[lang], [(c, r) for (cl, c), r in zip(checks, outcomes)
+                                                             if cl == lang]) for lang in used}
+        unavailable = {lang: record["reason"] for lang, record in self_test.items() if not record["available"]}
         prepare_s = time.monotonic() - start
         futures = {pool.submit(run_one, sample): i for i, sample in enumerate(samples)}
         for future in as_completed(futures):
             executions[futures[future]] = future.result()
             progress.update()
     wall = time.monotonic() - start
-    sample_rows, problem_rows, languages = _summarise(problems, samples, executions, ks)
+    sample_rows, problem_rows, languages = _summarise(problems, samples, executions, ks, unavailable)
     settings = {"timeout_s": timeout_s, "compile_timeout_s": compile_timeout_s, "memory_mb": memory_mb,
-                "workers": workers, "wall_s": round(wall, 3), "prepare_s": round(prepare_s, 3),
-                "isolation": {**sandbox.isolation.as_dict(), "uids": uids},
-                "toolchains": {lang: dict(tc.paths) for lang, tc in toolchains.items()}}
+                "typescript_mode": typescript_mode, "workers": workers, "wall_s": round(wall, 3),
+                "prepare_s": round(prepare_s, 3), "isolation": {**sandbox.isolation.as_dict(), "uids": uids},
+                "toolchains": {lang: _toolchain_record(tc) for lang, tc in toolchains.items()},
+                "self_test": self_test}
     return Evaluation(ks, sample_rows, problem_rows, languages, settings)
+
+
+def _toolchain_record(tc: Toolchain) -> dict:
+    record: dict = {"paths": dict(tc.paths)}
+    if tc.node_version:
+        record.update(node_version=tc.node_version, es_version=tc.es_version, node_modules=tc.node_modules)
+    if tc.typescript_mode:
+        record["typescript_mode"] = tc.typescript_mode
+    return record
 
 
 def _percent(value: float | None) -> str:
@@ -209,21 +245,44 @@ def _percent(value: float | None) -> str:
 def markdown_table(evaluation: Evaluation) -> str:
     ks = evaluation.ks
     lines = ["# Execution pass@k", "",
-             "| language | problems | samples | " + " | ".join(f"pass@{k}" for k in ks) + " | statuses |",
-             "|---|---:|---:|" + "---:|" * len(ks) + "---|"]
+             "| language | problems | samples | " + " | ".join(f"pass@{k}" for k in ks) + " | "
+             + " | ".join(s.replace("_", " ") for s in STATUSES) + " |",
+             "|---|---:|---:|" + "---:|" * (len(ks) + len(STATUSES))]
     notes = []
+    self_test = evaluation.settings.get("self_test", {})
     for language, row in evaluation.languages.items():
-        statuses = ", ".join(f"{s} {n}" for s, n in row["status_counts"].items())
+        counts = row["status_counts"]
         lines.append(f"| {language} | {row['problems']} | {row['samples']} | "
-                     + " | ".join(_percent(row[f"pass@{k}"]) for k in ks) + f" | {statuses} |")
-        notes += [f"- {language}: pass@{k} skipped: {why}" for k, why in row["skipped_k"].items()]
+                     + " | ".join(_percent(row[f"pass@{k}"]) for k in ks) + " | "
+                     + " | ".join(str(counts.get(s, 0)) for s in STATUSES) + " |")
+        if not row.get("available", True):
+            notes.append(f"- {language}: **unavailable**, not scored: {row['unavailable']}")
+        else:
+            notes += [f"- {language}: pass@{k} skipped: {why}" for k, why in row["skipped_k"].items()]
         if row["unattempted"]:
             notes.append(f"- {language}: {len(row['unattempted'])} problems without samples (not counted)")
-    isolation = evaluation.settings.get("isolation", {})
-    lines += ["", "pass@k in percent (unbiased estimator, mean over problems); — = not computed."] + \
-        ([""] + notes if notes else []) + \
-        ["", f"Sandbox: {isolation.get('mode', '?')}" + (f" ({isolation['reason']})" if isolation.get("reason") else "")
-         + f"; timeout {evaluation.settings.get('timeout_s')} s, memory {evaluation.settings.get('memory_mb')} MB."]
+        missing = self_test.get(language, {}).get("missing_dependencies", [])
+        if missing:
+            notes.append(f"- {language}: test dependencies missing ({', '.join(missing)}): problems importing them "
+                         "fail; `make toolchains` installs them")
+    settings = evaluation.settings
+    isolation = settings.get("isolation", {})
+    checked = sorted(self_test)
+    lines += ["", "pass@k in percent (unbiased estimator, mean over problems); — = not computed. Statuses count "
+              "samples."] + ([""] + notes if notes else [])
+    lines += ["", f"Sandbox: {isolation.get('mode', '?')}" + (f" ({isolation['reason']})" if isolation.get("reason")
+                                                              else "")
+              + f"; timeout {settings.get('timeout_s')} s, memory {settings.get('memory_mb')} MB."]
+    if checked:
+        lines.append("Toolchain self-test: " + ", ".join(
+            f"{lang} {'ok' if self_test[lang]['available'] else 'FAILED'}" for lang in checked) + ".")
+    typescript = settings.get("toolchains", {}).get("typescript")
+    if typescript:
+        lines.append(f"TypeScript: typescript_mode {typescript.get('typescript_mode')} ("
+                     + ("type errors are compile errors" if typescript.get("typescript_mode") == "strict"
+                        else "emitted JavaScript runs despite type errors, as in mxeval")
+                     + f"), --lib/--target {typescript.get('es_version') or '?'} for node "
+                     f"{typescript.get('node_version') or '?'}.")
     return "\n".join(lines) + "\n"
 
 

@@ -6,6 +6,12 @@ the problem's test: a test with `func main` is built and run as a program (mxeva
 `func TestXxx(t *testing.T)` (MultiPL-E, HumanEval-X) runs as `go test` on a `main_test.go` in a module folder. A
 program passes when it exits 0. Toolchains are found when a language is first used; a missing one is an error naming
 the language and the executable.
+
+TypeScript is compiled with the lib and target of the node that runs it (`node --version` at toolchain discovery) and
+type-checked as `typescript_mode` says: `strict` (the default) makes type errors compile errors; `mxeval-compatible`
+runs the JavaScript tsc emitted despite type errors, as mxeval does (it runs the program only when tsc exits 2,
+"errors, output generated"). Non-relative imports (lodash, mathjs, heap-js) resolve in the node_modules beside tsc:
+NODE_PATH for node, --baseUrl for tsc.
 """
 
 from __future__ import annotations
@@ -19,13 +25,15 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from signal import SIGABRT, SIGXCPU
 from typing import Callable, Mapping
+from xstilts.config import TYPESCRIPT_MODES
 from xstilts.env import tool_override, tool_variable
 from xstilts.errors import XstiltsError
 from xstilts.codeexec.sandbox import SANDBOX_PATH, SYSTEM_DIRS, Limits, RunResult, Sandbox, with_wall
 
 
 REPO_TOOLS = Path(__file__).resolve().parents[2] / ".tools" / "node" / "node_modules"  # `make toolchains`
-STATUSES = ("passed", "failed", "timeout", "compile_error", "killed", "memory")
+# toolchain_error: the language's toolchain failed its self-test (selftest.py), so its samples were not run.
+STATUSES = ("passed", "failed", "timeout", "memory", "compile_error", "killed", "toolchain_error")
 # Out-of-memory as each runtime reports it under RLIMIT_DATA (CPython, V8, the JVM, libstdc++, the Go runtime, libc).
 MEMORY_MARKERS = ("MemoryError", "heap out of memory", "Fatal process out of memory", "OutOfMemoryError",
                   "std::bad_alloc", "runtime: out of memory", "Cannot allocate memory")
@@ -33,6 +41,14 @@ STDERR_KEEP = 2000  # characters of stderr kept per result
 
 
 class ToolchainMissingError(XstiltsError):
+    pass
+
+
+class ToolchainUnavailableError(XstiltsError):
+    """A toolchain that is installed but failed its self-test (selftest.py)."""
+
+
+class UnknownTypescriptModeError(XstiltsError):
     pass
 
 
@@ -46,6 +62,9 @@ class Toolchain:
     node_modules: str = ""  # where tsc's @types and JavaScript test helpers (lodash) live
     extra_binds: tuple[str, ...] = ()  # directories outside the system dirs the sandbox must see
     compile_flags: tuple[str, ...] = ()  # from `prepare`, e.g. the precompiled-header directory
+    es_version: str = ""  # node's ECMAScript level (tsc's --lib and --target), from `node --version`
+    node_version: str = ""
+    typescript_mode: str = "strict"  # TYPESCRIPT_MODES
 
 
 @dataclass(frozen=True)
@@ -70,6 +89,8 @@ class Language:
     # The convention a problem's test follows, when a language has more than one (Go: `func main` or `go test`).
     variant: Callable[[Mapping], Language | None] | None = None
     reports_on_stdout: bool = False  # test runners that print failures on stdout (go test): keep it with stderr
+    # Whether a compile that exited non-zero still produced a runnable program (typescript_mode mxeval-compatible).
+    compiled_despite_errors: Callable[[Toolchain, Path], bool] = lambda tc, workdir: False
 
     def for_problem(self, problem: Mapping) -> Language:
         return (self.variant(problem) if self.variant is not None else None) or self
@@ -83,6 +104,42 @@ class Language:
 
 def _node_env(tc: Toolchain) -> dict[str, str]:
     return {"NODE_PATH": tc.node_modules} if tc.node_modules else {}
+
+
+# Node's major version → the ECMAScript level its V8 implements fully (tsc's --lib and --target): node 16 has ES2021
+# (String.prototype.replaceAll), 18 and later ES2022 (Array.prototype.at, Object.hasOwn, class fields).
+NODE_ES_VERSIONS = ((18, "es2022"), (16, "es2021"), (14, "es2020"), (12, "es2019"))
+
+
+@functools.lru_cache(maxsize=None)
+def node_version(node: str) -> str:
+    """`node --version` (`v20.19.2`), or empty if it does not answer."""
+    try:
+        text = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=60,
+                              env={"PATH": SANDBOX_PATH}).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return text if re.fullmatch(r"v\d+\.\d+\.\d+\S*", text) else ""
+
+
+def es_version(version: str) -> str:
+    """The ECMAScript level for tsc's --lib/--target that node `version` (`v20.19.2`) runs."""
+    found = re.match(r"v(\d+)\.", version)
+    major = int(found.group(1)) if found else 0
+    return next((es for least, es in NODE_ES_VERSIONS if major >= least), "es2018")
+
+
+def _tsc(tc: Toolchain) -> list[str]:
+    es = tc.es_version or "es2020"
+    return [tc.paths["tsc"], "--target", es, "--module", "commonjs", "--lib", es, "--types", "node",
+            "--typeRoots", f"{tc.node_modules}/@types", *(["--baseUrl", tc.node_modules] if tc.node_modules else []),
+            "--skipLibCheck", "--pretty", "false",
+            "--noEmitOnError", "true" if tc.typescript_mode == "strict" else "false", "main.ts"]
+
+
+def _ts_emitted(tc: Toolchain, workdir: Path) -> bool:
+    # mxeval-compatible: tsc exits 2 ("diagnostics present, output generated") on type errors; run what it emitted.
+    return tc.typescript_mode == "mxeval-compatible" and (workdir / "main.js").is_file()
 
 
 def _go_env(tc: Toolchain) -> dict[str, str]:
@@ -164,10 +221,8 @@ LANGUAGES: dict[str, Language] = {lang.name: lang for lang in (
              run=lambda tc, lim: [tc.paths["python3"], "-I", "-B", "main.py"]),
     Language("javascript", "main.js", ("node",), env=_node_env, run_memory_extra_mb=512,
              run=lambda tc, lim: [tc.paths["node"], f"--max-old-space-size={lim.memory_mb}", "main.js"]),
-    Language("typescript", "main.ts", ("node", "tsc"), env=_node_env, run_memory_extra_mb=512,
-             compile=lambda tc: [tc.paths["tsc"], "--target", "es2020", "--module", "commonjs", "--lib", "es2020",
-                                 "--types", "node", "--typeRoots", f"{tc.node_modules}/@types", "--skipLibCheck",
-                                 "--pretty", "false", "main.ts"],
+    Language("typescript", "main.ts", ("node", "tsc"), env=_node_env, run_memory_extra_mb=512, compile=_tsc,
+             compiled_despite_errors=_ts_emitted,
              run=lambda tc, lim: [tc.paths["node"], f"--max-old-space-size={lim.memory_mb}", "main.js"]),
     Language("java", "Main.java", ("javac", "java"), run_memory_extra_mb=512,
              compile=lambda tc: [tc.paths["javac"], *(f"-J{flag}" for flag in JVM_FLAGS), "-J-Xmx512m",
@@ -202,8 +257,15 @@ def _outside_system_dirs(path: str) -> bool:
     return not any(path == d or path.startswith(d + "/") for d in SYSTEM_DIRS)
 
 
-def find_toolchain(language: Language) -> Toolchain:
+def check_typescript_mode(mode: str) -> str:
+    if mode not in TYPESCRIPT_MODES:
+        raise UnknownTypescriptModeError(f"unknown typescript_mode {mode!r}; known: {', '.join(TYPESCRIPT_MODES)}")
+    return mode
+
+
+def find_toolchain(language: Language, *, typescript_mode: str = "strict") -> Toolchain:
     """Every executable `language` needs, or ToolchainMissingError naming the language and the executable."""
+    check_typescript_mode(typescript_mode)
     paths: dict[str, str] = {}
     binds: set[str] = set()
     for tool in language.tools:
@@ -226,7 +288,9 @@ def find_toolchain(language: Language) -> Toolchain:
             if _outside_system_dirs(node_modules):
                 binds.add(node_modules)
     outermost = {b for b in binds if not any(b != o and b.startswith(o + "/") for o in binds)}
-    return Toolchain(paths, node_modules, tuple(sorted(outermost)))
+    version = node_version(paths["node"]) if "node" in paths else ""
+    return Toolchain(paths, node_modules, tuple(sorted(outermost)), es_version=es_version(version) if version else "",
+                     node_version=version, typescript_mode=typescript_mode if language.name == "typescript" else "")
 
 
 @dataclass
@@ -276,20 +340,23 @@ def execute(problem: Mapping, completion: str, sandbox: Sandbox, toolchain: Tool
         for name, text in language.files(toolchain).items():
             sandbox.write_file(workdir, name, text, slot)
         sandbox.write_file(workdir, language.source, language.assemble(problem, completion), slot)
-        compile_s = 0.0
+        compile_s, ignored = 0.0, ""
         if language.compile is not None:
             built = sandbox.run(language.compile(toolchain), workdir, slot=slot, writable=True, env=env,
                                 limits=with_wall(language.compile_limits, compile_timeout_s),
                                 extra_binds=toolchain.extra_binds)
             compile_s = built.duration_s
-            if built.exit_code != 0:
+            if built.exit_code != 0 and (built.timed_out or not language.compiled_despite_errors(toolchain, workdir)):
                 why = f"compilation timed out after {compile_timeout_s:g} s\n" if built.timed_out else ""
                 return Execution("compile_error", 0.0, compile_s, built.exit_code,
                                  _shorten(why + (built.stderr or built.stdout)))
+            if built.exit_code != 0:  # errors the mode ignores (TypeScript mxeval-compatible): kept in the report
+                ignored = f"compile errors ignored ({language.name} {toolchain.typescript_mode}):\n" + \
+                    _shorten(built.stderr or built.stdout) + "\n"
         # The program's directory is read-only while it runs: it writes only to its size-capped /tmp.
         ran = sandbox.run(language.run(toolchain, runtime_limits), workdir, slot=slot, writable=False, env=env,
                           limits=run_limits, extra_binds=toolchain.extra_binds)
         report = ran.stdout + ran.stderr if language.reports_on_stdout else ran.stderr
-        return Execution(classify(ran), ran.duration_s, compile_s, ran.exit_code, _shorten(report))
+        return Execution(classify(ran), ran.duration_s, compile_s, ran.exit_code, _shorten(ignored + report))
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

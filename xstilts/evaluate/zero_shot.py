@@ -27,6 +27,7 @@ def code_generation_eval(onnx_dir: Path, dataset_dir: str | Path, out_dir: str |
     """Generate completions for the task's test problems, execute them in the sandbox, and score pass@k per task
     language (MBXP: programming language; HumanEval-XL: the prompt's natural language). Scores are pass@{k[0]}."""
     from xstilts.codeexec.harness import code_eval, pass_at_k
+    from xstilts.codeexec.languages import ToolchainUnavailableError
     from xstilts.evaluate.generate import generate_samples
 
     settings = generation_settings(generation)
@@ -47,7 +48,12 @@ def code_generation_eval(onnx_dir: Path, dataset_dir: str | Path, out_dir: str |
         executed = code_eval(tmp / "generation" / "problems.jsonl", tmp / "generation" / "samples.jsonl",
                              tmp / "execution", ks=settings["k"], timeout_s=settings["timeout_s"],
                              memory_mb=settings["memory_mb"], allow_no_isolation=settings["allow_no_isolation"],
+                             typescript_mode=settings["typescript_mode"],
                              desc=f"execute {task.name}")
+        unavailable = {lang: row["unavailable"] for lang, row in executed.languages.items() if not row["available"]}
+        if unavailable:  # a broken toolchain must not read as a model scoring 0
+            raise ToolchainUnavailableError("; ".join(unavailable.values()) + " (see `xstilts code-eval --help` "
+                                            "and `make toolchains`)")
         task_language = {row["task_id"]: row["task_language"]
                          for row in read_jsonl(tmp / "generation" / "problems.jsonl")}
         scores, details, counts = {}, {}, {}
