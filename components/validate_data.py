@@ -7,7 +7,7 @@ from components import DEFAULT_IMAGE
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def validate_data(target_tasks: list, conditions: list, data: str, task_data: dict, languages: list, hf_revision: str,
                   dataset: Output[Dataset], report_html: Output[HTML], report_md: Output[Markdown],
-                  data_md5: str = "", data_repo: str = "", data_rev: str = ""):
+                  data_md5: str = "", data_repo: str = "", data_rev: str = "", hf_revisions: dict = {}):
     """Load every target and intermediate task's splits into canonical Parquet and check them with great-expectations.
 
     `data`/`task_data` come pinned from the resolve step; `data_md5` (its content md5) is here so that it is part of
@@ -21,6 +21,7 @@ def validate_data(target_tasks: list, conditions: list, data: str, task_data: di
                           outputs={"out_dir": dataset.path, "report_html": report_html.path, "report_md": report_md.path},
                           params={"target_tasks": target_tasks, "conditions": conditions, "data": data,
                                   "languages": languages or None, "hf_revision": hf_revision or None,
+                                  "hf_revisions": hf_revisions or None,
                                   "task_data": task_data, "data_md5": data_md5})
     version = manifest.get("data_version") or {}
     dataset.metadata.update({"source": data, "hf_revision": hf_revision, "tasks": sorted(manifest["tasks"]),

@@ -182,6 +182,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
         task_data: dict = d["task_data"],
         languages: list = d["languages"],
         hf_revision: str = d["hf_revision"],
+        hf_revisions: dict = d["hf_revisions"],
         model_name: str = d["model_name"],
         model_revision: str = d["model_revision"],
         retrieval_layer: int = d["retrieval_layer"],
@@ -196,7 +197,8 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
     ) -> Outputs:
         resolved = _mount_cache(_cpu_step(resolve_op(
             data=data, task_data=task_data, data_repo=data_repo, data_rev=data_rev, target_tasks=target_tasks,
-            conditions=conditions, languages=languages, hf_revision=hf_revision, model_name=model_name,
+            conditions=conditions, languages=languages, hf_revision=hf_revision, hf_revisions=hf_revisions,
+            model_name=model_name,
             model_revision=model_revision, retrieval_layer=retrieval_layer, generation=generation,
             intermediate_train=intermediate_train, target_train=target_train, registry_repo=registry_repo,
             promotion_targets=promotion_targets, promotion_tolerance=promotion_tolerance,
@@ -206,6 +208,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
         validated = _mount_cache(_cpu_step(validate_op(
             target_tasks=target_tasks, conditions=conditions, data=resolved.outputs["data"],
             task_data=resolved.outputs["task_data"], languages=languages, hf_revision=hf_revision,
+            hf_revisions=hf_revisions,
             data_md5=resolved.outputs["data_md5"], data_repo=data_repo, data_rev=data_rev)), cluster)
         validated.set_display_name("validate data")
         with dsl.ParallelFor(conditions, name="conditions") as condition:

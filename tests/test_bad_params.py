@@ -100,10 +100,14 @@ def test_languages_and_duplicates(tmp_path):
         load_run_params(None, {"languages": ["en", "zz"]})
     with pytest.raises(ConfigError, match="conditions: mnli listed more than once"):
         load_run_params(None, {"conditions": ["none", "mnli", "mnli"]})
-    data_file = tmp_path / "data.txt"
-    data_file.write_text("")
-    with pytest.raises(ConfigError, match=r"data: .*data.txt is not a folder"):
-        load_run_params(None, {"data": str(data_file)})
+    os.mkfifo(tmp_path / "data.fifo")  # a single official file is a valid `data`; a FIFO is not
+    with pytest.raises(ConfigError, match=r"data: .*data.fifo is not a folder or a file"):
+        load_run_params(None, {"data": str(tmp_path / "data.fifo")})
+    load_run_params(None, {"task_data": {"ccg": str(tmp_path / "nowhere")}})  # ccg is read by no task of the run
+    with pytest.raises(ConfigError, match="task_data.ccg: data folder .*nowhere does not exist"):
+        load_run_params(None, {"task_data": {"ccg": str(tmp_path / "nowhere")}, "conditions": ["none", "ccg"]})
+    with pytest.raises(ConfigError, match="hf_revisions.'nope': unknown task 'nope'"):
+        load_run_params(None, {"hf_revisions": {"nope": "abc123"}})
 
 
 def test_cluster_paths_are_not_checked_here():

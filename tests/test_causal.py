@@ -17,7 +17,7 @@ from xstilts.export.decoder import load_decoder
 from xstilts.errors import ConfigError, DataError
 from xstilts.evaluate.generate import GenerationConfig, TorchStep, generate, generate_samples, onnx_generator
 from xstilts.config import Settings
-from xstilts.kinds.tagging import IGNORE_INDEX
+from xstilts.kinds.base import IGNORE_INDEX
 from xstilts.tasks.registry import get_task
 from xstilts.config import TrainConfig
 from xstilts.train.finetune import finetune, intermediate_finetune, target_finetune

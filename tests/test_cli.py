@@ -82,11 +82,18 @@ def test_presets():
 
 
 def test_xtreme_grid_preset_reaches_the_hub_loaders(tmp_path):
-    """Offline, the paper's grid gets as far as its first hub download (ids from the registry), then stops cleanly."""
+    """The paper's grid locally: its licensed CCGbank folder (/mnt/cache/...) is missing, which the parameter check
+    says before anything starts; without ccg, offline, the first step's preflight stops at the hub sources (ids from
+    the registry) before any training."""
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(tmp_path / "hf"))
     out = cli("run", "--local", "--preset", "xtreme-grid", "--workdir", str(tmp_path / "runs"), cwd=tmp_path, env=env)
+    assert out.returncode == 1 and "task_data.ccg: data folder /mnt/cache/data/ccgbank does not exist" in out.stderr
+    assert not (tmp_path / "runs").exists()
+    out = cli("run", "--local", "--preset", "xtreme-grid", "--conditions", "none,mnli", "--workdir",
+              str(tmp_path / "runs"), cwd=tmp_path, env=env)
     assert out.returncode == 1
-    assert "could not load facebook/xnli config 'en'" in out.stdout + out.stderr
+    assert "dataset xnli ← facebook/xnli: offline mode is on" in out.stdout + out.stderr
+    assert not list(tmp_path.rglob("training.json")) and not list(tmp_path.rglob("manifest.json"))  # nothing trained
 
 
 FAST = {"intermediate_train": {"epochs": 2, "checkpoint_every": 20}, "target_train": {"epochs": 2, "checkpoint_every": 20}}

@@ -135,7 +135,7 @@ XQUAD_RU = [
 XQUAD_ZH = [{"id": "56beb4343aeaaa14008c925b", "context": XQUAD_ZH_CONTEXT, "question": "黑豹队的防守丢了多少分？",
              "answers": {"text": ["308"], "answer_start": [10]}}]
 
-# ---- facebook/mlqa (mlqa.<ctx>.<q>; context, question, answers, id) -----------------------------------------------
+# ---- google/xtreme MLQA.<ctx>.<q> (SQuAD fields: context, question, answers, id) --------------------------------------------
 MLQA_DE = [{"context": "Die Hauptstadt von Deutschland ist Berlin, die mit rund 3,7 Millionen Einwohnern auch die "
             "größte Stadt des Landes ist.", "question": "Was ist die Hauptstadt von Deutschland?",
             "answers": {"answer_start": [35], "text": ["Berlin"]}, "id": "5c4ea8d4b8c6ff1d2e1b0e6f9f8d87a4b5b06d3e"}]
@@ -424,8 +424,8 @@ FORMATS: dict[str, Format] = {
         expect={"test": qa(XQUAD_RU, "ru") + qa(XQUAD_ZH, "zh")}),
     "mlqa": Format(
         local={"test": lang("de", MLQA_DE) + lang("hi", MLQA_HI)},
-        hub={("mlqa.de.de", "test"): MLQA_DE, ("mlqa.de.de", "validation"): MLQA_DE_VALIDATION,
-             ("mlqa.hi.hi", "test"): MLQA_HI},
+        hub={("MLQA.de.de", "test"): MLQA_DE, ("MLQA.de.de", "validation"): MLQA_DE_VALIDATION,
+             ("MLQA.hi.hi", "test"): MLQA_HI},
         languages=("de", "hi"),
         expect={"test": [{"id": MLQA_DE[0]["id"], "language": "de", "text_a": "Was ist die Hauptstadt von Deutschland?",
                           "answer_texts": ["Berlin"], "answer_starts": [35]},

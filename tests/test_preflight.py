@@ -31,8 +31,7 @@ from typer.testing import CliRunner
 from xstilts.cli.main import app
 from xstilts.config import merge_params
 from xstilts.ops import preflight as pf
-from xstilts.tasks.registry import (MLQA_LANGUAGES, PANX_LANGUAGES, PAWSX_LANGUAGES, TATOEBA_LANGUAGES,
-                                    UDPOS_LANGUAGES, XNLI_LANGUAGES, XQUAD_LANGUAGES, BUCC_LANGUAGES)
+from xstilts.tasks.catalog.xtreme import MLQA_LANGUAGES, PANX_LANGUAGES, PAWSX_LANGUAGES, TATOEBA_LANGUAGES, UDPOS_LANGUAGES, XNLI_LANGUAGES, XQUAD_LANGUAGES, BUCC_LANGUAGES
 
 GOOD_TOKEN = "hf_good"
 XLMR = "FacebookAI/xlm-roberta-large"
@@ -81,10 +80,10 @@ def grid_repos() -> list[Repo]:
     add("facebook/xnli", {**{lang: trio for lang in XNLI_LANGUAGES}, "all_languages": trio})
     add("google-research-datasets/paws-x", {lang: trio for lang in PAWSX_LANGUAGES})
     add("google/xquad", {f"xquad.{lang}": ["validation"] for lang in XQUAD_LANGUAGES})
-    add("facebook/mlqa", {f"mlqa.{lang}.{lang}": ["validation", "test"] for lang in MLQA_LANGUAGES})
     add("google-research-datasets/tydiqa", {"primary_task": ["train", "validation"],
                                             "secondary_task": ["train", "validation"]})
-    add("google/xtreme", {**{f"PAN-X.{lang}": trio for lang in PANX_LANGUAGES},
+    add("google/xtreme", {**{f"MLQA.{lang}.{lang}": ["validation", "test"] for lang in MLQA_LANGUAGES},
+                          **{f"PAN-X.{lang}": trio for lang in PANX_LANGUAGES},
                           **{f"udpos.{name}": trio for name in UDPOS_LANGUAGES.values()},
                           **{f"bucc18.{lang}": ["validation", "test"] for lang in BUCC_LANGUAGES},
                           **{f"tatoeba.{code}": ["validation"] for code in TATOEBA_LANGUAGES.values()}})
@@ -94,7 +93,9 @@ def grid_repos() -> list[Repo]:
     add("nyu-mll/glue", {"mnli": ["train", "validation_matched", "validation_mismatched", "test_matched"],
                          "qqp": trio, "sst2": trio, "cola": trio})
     add("stanfordnlp/snli", {"plain_text": trio})
-    add("allenai/cosmos_qa", {"default": trio})
+    # script-only main branch; read from the hub's parquet export (refs/convert/parquet/default/<split>/)
+    repos.append(Repo("dataset", "allenai/cosmos_qa", {"README.md": 10, "cosmos_qa.py": 5000}, {"license": "cc-by-4.0"},
+                      convert={f"default/{s}/0000.parquet": 1000 for s in trio}))
     # no `configs:` in the card: datasets infers the splits from the data/<split>-NNNNN-of-NNNNN shards
     repos.append(Repo("dataset", "Rowan/hellaswag", {"README.md": 10, **{f"data/{s}-00000-of-00001.parquet": 1000
                                                                        for s in trio}}, {"license": "mit"}))
@@ -236,7 +237,7 @@ def test_xtreme_grid_passes_and_shows_every_source(hub):
     code, out = cli("--preset", "xtreme-grid", "--cluster")
     assert code == 0, out
     assert "ready:" in out and "0 failed" in out
-    for source in ("facebook/xnli", "google-research-datasets/paws-x", "google/xquad", "facebook/mlqa",
+    for source in ("facebook/xnli", "google-research-datasets/paws-x", "google/xquad",
                    "google-research-datasets/tydiqa", "google/xtreme", "rajpurkar/squad", "rajpurkar/squad_v2",
                    "facebook/anli", "nyu-mll/glue", "stanfordnlp/snli", "Rowan/hellaswag", "allenai/cosmos_qa",
                    "tau/commonsense_qa", XLMR):
@@ -288,7 +289,9 @@ def test_dataset_failures_are_rows(hub, monkeypatch, case, expect):
         monkeypatch.setitem(registry._REGISTRY, "xnli", _with_hub(xnli, path="facebook/xnl"))
     elif case == "missing config":
         monkeypatch.setitem(registry._REGISTRY, "panx", _with_hub(registry.get_task("panx"), config="PAN-X.xx"))
-    elif case == "script only":
+    elif case == "script only":  # as mlqa's registry entry was before it moved to google/xtreme's parquet configs
+        monkeypatch.setitem(registry._REGISTRY, "mlqa", _with_hub(registry.get_task("mlqa"), path="facebook/mlqa",
+                                                                   config="mlqa.{language}.{language}"))
         hub.repos[("dataset", "facebook/mlqa")] = Repo(
             "dataset", "facebook/mlqa", {"README.md": 10, "mlqa.py": 8000, ".gitattributes": 1},
             {"license": "cc-by-sa-3.0"}, convert={f"mlqa.{lang}.{lang}/test/0000.parquet": 1000 for lang in ["en", "de"]})

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from xstilts.kinds.qa import QAFeatures, qa_features, qa_predict
-from xstilts.kinds.tagging import IGNORE_INDEX, tag_decode, tag_features
+from xstilts.kinds.base import IGNORE_INDEX
+from xstilts.kinds.tagging import tag_decode, tag_features
 
 # Words from several scripts, plus characters whose offsets NFKC/normalizers bend: a decomposed é (e + U+0301,
 # composed by NFKC so the mark is in no token), ligature ﬁ and ㎏ (expanded), Ǆ, İ (two chars when lowercased),

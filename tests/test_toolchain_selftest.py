@@ -15,14 +15,19 @@ import pytest
 from xstilts.codeexec import harness
 from xstilts.codeexec.harness import Sample, evaluate, markdown_table
 from xstilts.codeexec.languages import es_version, find_toolchain, get_language, node_version
-from xstilts.config import ConfigError, generation_settings
-from xstilts.sampledata.code_fixtures import canonical_samples, fixture_problems, write_jsonl
+from xstilts.errors import ConfigError
+from xstilts.config import generation_settings
+from xstilts.sampledata.code_fixtures import canonical_samples, fixture_problems
 
 XSTILTS = str(Path(sys.executable).parent / "xstilts")
 
 
 def read_jsonl(path):
     return [json.loads(line) for line in Path(path).read_text().splitlines()]
+
+
+def write_jsonl(path, rows):
+    Path(path).write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), encoding="utf-8")
 
 
 def test_broken_toolchain_is_unavailable_and_not_scored(tmp_path):

@@ -52,6 +52,7 @@ EMBEDDED_DEFAULTS: dict = {
     "task_data": {},
     "languages": ["en", "de", "es", "fr", "ru"],
     "hf_revision": "",
+    "hf_revisions": {},
     "model_name": "tiny",
     "model_revision": "",
     "retrieval_layer": 0,
@@ -73,6 +74,7 @@ XTREME_GRID: dict = {
     "task_data": {"ccg": "/mnt/cache/data/ccgbank"},  # LDC-licensed: copy CCGbank (tokens/tags JSONL) there
     "languages": [],
     "hf_revision": "",
+    "hf_revisions": {},
     "model_name": "FacebookAI/xlm-roberta-large",
     "model_revision": "",
     "retrieval_layer": 0,
@@ -256,6 +258,7 @@ class RunParams(BaseModel):
     task_data: dict[StrictStr, Annotated[Text, Field(min_length=1)]]
     languages: Names
     hf_revision: Text
+    hf_revisions: dict[StrictStr, Annotated[Text, Field(min_length=1)]]
     model_name: Annotated[Text, Field(min_length=1)]
     model_revision: Text
     retrieval_layer: Annotated[Integer, Field(ge=-1, le=1000)]

@@ -27,7 +27,7 @@ def step_validate(out: Path = typer.Option(..., help="Dataset output folder."),
     data = resolve_run_data(p["data"], p["task_data"], p["data_repo"], p["data_rev"]) if p["data_repo"] else p
     validate_experiment(p["target_tasks"], p["conditions"], data["data"], out, out.parent / f"{out.name}-report.html",
                         out.parent / f"{out.name}-report.md", p["languages"] or None, p["hf_revision"] or None,
-                        data["task_data"])
+                        data["task_data"], hf_revisions=p["hf_revisions"] or None)
     console.print(f"dataset: {out}")
 
 

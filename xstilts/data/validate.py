@@ -130,7 +130,7 @@ def _labels(task: Task, tables: dict[tuple[str, str], pd.DataFrame]) -> tuple[st
 def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report_html: str | Path,
                    report_md: str | Path, languages: list[str] | None = None, hf_revision: str | None = None,
                    intermediates: list[str] | None = None, task_data: dict[str, str] | None = None,
-                   lineage_params: dict | None = None) -> dict:
+                   lineage_params: dict | None = None, hf_revisions: dict[str, str] | None = None) -> dict:
     """Load and validate the splits of the target tasks `task_names` (and of `intermediates`); write canonical
     Parquet tables under out_dir/<task>/ and out_dir/manifest.json.
 
@@ -148,7 +148,7 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
     outcomes: list[ExpectationOutcome] = []
     context = ephemeral_context()
     manifest = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
-                "targets": [t.name for t in targets], "tasks": {}}
+                "hf_revisions": dict(hf_revisions or {}), "targets": [t.name for t in targets], "tasks": {}}
     roots, versions = _dvc_roots(data, task_data or {}, list(plan))
     if data in versions:
         manifest["data_version"] = versions[data]
@@ -161,8 +161,9 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
             source = default_source((task_data or {}).get(name, data))
             root = roots.get(source, source)
             try:
+                revision = task.hub.revision_for(name, hf_revisions, hf_revision) if task.hub else None
                 tables[(name, split)] = load_split(task, split, root, task.split_languages(split, eval_languages),
-                                                   hf_revision)
+                                                   revision)
             except DataError as e:
                 raise DataError(_trained_on(name, targets, root) + str(e)) from None
         labels = _labels(task, tables)
@@ -266,7 +267,7 @@ def _dvc_roots(data: str, task_data: dict[str, str], tasks: list[str]) -> tuple[
 def validate_experiment(target_tasks: list[str] | str, conditions: list[str], data: str, out_dir: str | Path,
                         report_html: str | Path, report_md: str | Path, languages: list[str] | None = None,
                         hf_revision: str | None = None, task_data: dict[str, str] | None = None,
-                        data_md5: str = "") -> dict:
+                        data_md5: str = "", hf_revisions: dict[str, str] | None = None) -> dict:
     """Step 2: validate every target task and every intermediate task of the experiment's conditions.
     `data_md5`: the run's data md5 from the resolve step, recorded in lineage as the data version's md5."""
     targets = [target_tasks] if isinstance(target_tasks, str) else list(target_tasks)
@@ -283,5 +284,8 @@ def validate_experiment(target_tasks: list[str] | str, conditions: list[str], da
     intermediates = [t.name for c in conditions for t in condition_tasks(c)]
     manifest = validate_tasks(targets, default_source(data), out_dir, report_html, report_md, languages, hf_revision,
                               intermediates=intermediates, task_data=task_data,
-                              lineage_params={"conditions": list(conditions), **({"data_md5": data_md5} if data_md5 else {})})
+                              hf_revisions=hf_revisions,
+                              lineage_params={"conditions": list(conditions),
+                                              **({"hf_revisions": dict(hf_revisions)} if hf_revisions else {}),
+                                              **({"data_md5": data_md5} if data_md5 else {})})
     return manifest

@@ -16,6 +16,7 @@ check is one row of a PreflightReport (pass/fail/skip with a detail); nothing fa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -28,7 +29,8 @@ from xstilts.data.dvc import is_dvc_source
 from xstilts.errors import ConfigError, XstiltsError
 from xstilts.io import shorten
 from xstilts.models.tiny import TINY, TINY_CAUSAL, TINY_CAUSAL_CONFIG, TINY_CONFIG
-from xstilts.tasks.registry import GENERATION, HubSource, all_tasks, condition_tasks, get_task, languages_for
+from xstilts.kinds.base import GENERATION
+from xstilts.tasks.registry import HubSource, all_tasks, condition_tasks, get_task, languages_for
 
 HUB_DATA = ("hf", "hub", "hf://")
 
@@ -70,6 +72,11 @@ def experiment_problems(params: dict, local: bool) -> list[str]:
                         f"({', '.join(params['target_tasks'])})")
     if params["promotion_condition"] and params["promotion_condition"] not in params["conditions"]:
         problems.append(f"promotion_condition: {shorten(params['promotion_condition'])} is not one of the conditions")
+    for name in params.get("hf_revisions") or {}:
+        try:
+            get_task(name)
+        except XstiltsError as e:
+            problems.append(f"hf_revisions.{shorten(name, 60)}: {e}")
     for name in params["task_data"]:
         try:
             get_task(name)
@@ -101,20 +108,35 @@ def _layers(model_name: str) -> int | None:
 
 
 def _missing_data(params: dict) -> list[str]:
-    """Local data roots that do not exist (the hub, DVC sources and a data_repo's paths are resolved by the run)."""
+    """Local data roots that do not exist: `data`, and `task_data` of the tasks the run reads (an entry for a task
+    the grid does not use, as a preset's ccg path when ccg is not among the conditions, is never read). The hub, DVC
+    sources and a data_repo's paths are resolved by the run."""
     problems = []
     if params["data_repo"]:
         return problems
-    roots = {"data": params["data"], **{f"task_data.{k}": v for k, v in params["task_data"].items()}}
+    roots = {"data": params["data"],
+             **{f"task_data.{k}": v for k, v in params["task_data"].items() if k in _tasks_read(params)}}
     for key, root in roots.items():
         if root in HUB_DATA or "://" in root or is_dvc_source(root):
             continue
         path = Path(root)
         if not path.exists():
             problems.append(f"{key}: data folder {root} does not exist")
-        elif not path.is_dir():
-            problems.append(f"{key}: {root} is not a folder")
+        elif not path.is_dir() and not path.is_file():
+            problems.append(f"{key}: {root} is not a folder or a file")
     return problems
+
+
+def _tasks_read(params: dict) -> set[str]:
+    """The tasks whose data the run loads: the targets, the conditions' tasks, and the tasks they train on."""
+    tasks = []
+    for name in params["target_tasks"]:
+        with contextlib.suppress(XstiltsError):
+            tasks.append(get_task(name))
+    for condition in params["conditions"]:
+        with contextlib.suppress(XstiltsError):
+            tasks += condition_tasks(condition)
+    return {t.name for t in tasks} | {t.data_task for t in tasks}
 
 
 def check_run_params(params: dict, source: str = "parameters", local: bool = True) -> dict:
@@ -264,8 +286,8 @@ def _short(sha: str | None) -> str:
 def dataset_revision(params: dict, task: str, source: HubSource) -> str:
     """The revision a task's hub data is read at: `hf_revisions[task]` (per-task pins, when the parameters have
     them), else `hf_revision` (one for every task), else the registry's pin on the source."""
-    per_task = params.get("hf_revisions") or {}
-    return (per_task.get(task) if isinstance(per_task, dict) else None) or params.get("hf_revision") or source.revision
+    per_task = params.get("hf_revisions")
+    return source.revision_for(task, per_task if isinstance(per_task, dict) else None, params.get("hf_revision"))
 
 
 # ---- the hub ----------------------------------------------------------------------------------------------------

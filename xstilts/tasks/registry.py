@@ -37,6 +37,15 @@ class HubSource:
     id_prefix: dict[str, str] | None = None
     data_dir: str | None = None
 
+    def revision_for(self, task: str, hf_revisions: dict | None = None, hf_revision: str | None = None) -> str:
+        """The revision a task's data is read at: its own pin in `hf_revisions`, else the run's `hf_revision` when
+        this source has no revision of its own (it reads `main`), else the source's own (a pinned commit, or a
+        branch such as `refs/convert/parquet` that a run-wide revision must never override)."""
+        pinned = (hf_revisions or {}).get(task)
+        if pinned:
+            return pinned
+        return hf_revision if hf_revision and self.revision == "main" else self.revision
+
     def _fill(self, template: str | None, language: str) -> str | None:
         if template is None:
             return None

@@ -127,8 +127,10 @@ for _task in [
          HubSource("mxeval/mbxp", None, {"test": "test"}, revision="refs/convert/parquet", data_dir="{language}"),
          languages=MBXP_LANGUAGES, splits=("train", "validation", "test"), metric="pass@1", train_task="mbpp",
          prepare=_multilingual_humaneval, max_text_chars=CODE_MAX_CHARS, role="target",
-         source_note="mxeval/mbxp is a loading-script dataset: its parquet export (refs/convert/parquet, one folder "
-         "per language) is read instead"),
+         source_note="mxeval/mbxp is a loading-script dataset: its automatic parquet export (refs/convert/parquet, one "
+         "folder per language, last refreshed in 2024) is read. Fallback when that export is gone: mxeval's release "
+         "files (data/mbxp/mb<x>p_release_v*.jsonl from github.com/amazon-science/mxeval) through task_data.mbxp "
+         "(read as official files); `xstilts preflight` says which applies"),
     Task("humaneval_xl", GENERATION, "HumanEval-XL: the same Python problems with prompts in 23 natural languages; "
          "trained on MBPP", {**GENERATION_COLUMNS, "program_language": "language"},
          HubSource("iNeil77/HumanEval-XL", "python", {"test": "{language}"}, language_names=HUMANEVAL_XL_LANGUAGES),

@@ -48,7 +48,10 @@ for _task in [
          labels=("0", "1", "2", "3")),
     Task("cosmosqa", MULTIPLE_CHOICE, "Cosmos QA reading comprehension",
          {"text_a": "context", "text_b": "question", "choices": "choices", "label": "label"},
-         HubSource("allenai/cosmos_qa", None, {"train": "train", "validation": "validation"}),
+         # allenai/cosmos_qa's main branch holds only its loading script (a parquet-conversion PR is open): the hub's
+         # automatic parquet export (refs/convert/parquet, <config>/<split>/0000.parquet) is read instead.
+         HubSource("allenai/cosmos_qa", None, {"train": "train", "validation": "validation"},
+                   revision="refs/convert/parquet", data_dir="default"),
          labels=("0", "1", "2", "3"), prepare=_cosmosqa),
     Task("commonsenseqa", MULTIPLE_CHOICE, "CommonsenseQA",
          {"text_a": "question", "choices": "choice_texts", "label": "answer_index"},
