@@ -16,7 +16,8 @@ from xstilts.io import read_json, read_jsonl
 from xstilts.kinds import metrics
 from xstilts.tasks.registry import get_task
 
-from tests.test_export_eval_report import kind_models  # noqa: F401  (the module fixture: briefly trained models)
+from tests.test_code_presets import humaneval_run  # noqa: F401  (fixtures: a tiny causal LM, exported)
+from tests.test_export_eval_report import kind_models  # noqa: F401  (briefly trained models of every kind)
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +129,18 @@ def test_not_json_and_unknown_task_are_errors(evaluated, tmp_path):
     (tmp_path / "predictions" / "xnli").rename(tmp_path / "predictions" / "nosuchtask")
     with pytest.raises(DataError, match=r"nosuchtask/.*\.jsonl: unknown task 'nosuchtask'"):
         score_predictions(tmp_path)
+
+
+def test_code_generation_rows_recompute_pass_at_k(humaneval_run, tmp_path):  # noqa: F811
+    results = zero_shot_eval(humaneval_run / "onnx", humaneval_run / "ds", tmp_path / "eval",
+                             generation={"n": 2, "temperature": 0.8, "k": [1, 2], "max_new_tokens": 16,
+                                         "min_new_tokens": 4})
+    folder = tmp_path / "eval" / "predictions" / "humaneval"
+    assert read_json(folder / "metric.json")["k"] == [1, 2]
+    rows = read_jsonl(folder / "en.jsonl")
+    assert all(list(r) == list(ROW_FIELDS["generation"]) for r in rows) and len(rows) == results["examples"]["en"]
+    assert all(r["n"] == 2 == len(r["prediction"]) and r["correct"] == sum(r["prediction"])
+               and r["score"] == r["correct"] / r["n"] for r in rows)
+    rescored = score_predictions(tmp_path / "eval")["humaneval"]
+    assert rescored["scores"] == results["scores"] and rescored["details"] == results["details"]
+    assert rescored["metric"] == "pass@1"
