@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from xstilts.cli import artifacts, bench, code, data, kfp, ops, steps
+from xstilts.cli import artifacts, bench, code, data, kfp, ops, score, steps
 
 app = typer.Typer(help="xstilts: English intermediate-task training for zero-shot cross-lingual transfer.",
                   no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False)
@@ -21,6 +21,7 @@ app.add_typer(kfp.app)  # run, compile, upload, submit, schedule, runs, lineage
 app.add_typer(steps.app, name="step")  # step validate|intermediate|target|export|evaluate|report|promote
 app.add_typer(artifacts.app, name="artifacts")  # artifacts push|pull
 app.add_typer(bench.app, name="bench")  # bench eval|train
+app.add_typer(score.app)  # score PREDICTIONS_DIR
 
 
 def main() -> None:

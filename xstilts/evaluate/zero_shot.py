@@ -13,6 +13,7 @@ from xstilts.errors import ConfigError
 from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, read_jsonl, write_json
 from xstilts.io import html_page, html_table, markdown_table
 from xstilts.kinds import base as kinds
+from xstilts.evaluate import predictions
 from xstilts.config import Settings
 from xstilts.provenance import Provenance
 from xstilts.kinds.base import GENERATION, RETRIEVAL
@@ -56,9 +57,10 @@ def code_generation_eval(onnx_dir: Path, dataset_dir: str | Path, out_dir: str |
                                             "and `make toolchains`)")
         task_language = {row["task_id"]: row["task_language"]
                          for row in read_jsonl(tmp / "generation" / "problems.jsonl")}
-        scores, details, counts = {}, {}, {}
+        scores, details, counts, per_example = {}, {}, {}, {}
         for lang in languages:
             rows = [r for r in executed.problems if task_language[r["task_id"]] == lang]
+            per_example[lang] = predictions.generation_rows(rows, executed.samples)
             if not rows:
                 raise ConfigError(f"{task.name}: no test problems in language {lang!r}")
             details[lang] = {f"pass@{k}": float(np.mean([pass_at_k(r["n"], r["correct"], k) for r in rows]))
@@ -83,6 +85,7 @@ def code_generation_eval(onnx_dir: Path, dataset_dir: str | Path, out_dir: str |
         note = (f"{settings['n']} sample(s) per problem, temperature {settings['temperature']}, executed in the "
                 f"sandbox ({results['sandbox'].get('mode', '?')}); onnxruntime provider `{generated['provider']}`")
         write_json(tmp / "results.json", results)
+        predictions.write_predictions(tmp, task, per_example, k=settings["k"], metric=metric)
         atomic_write_text(tmp / "results.md", f"# {title}\n\n{note}\n\n" + markdown_table(headers, rows))
         atomic_write_text(tmp / "results.html", html_page(title, f"<p>{note.replace('`', '')}</p>"
                                                           + html_table(headers, rows)))
@@ -124,17 +127,21 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     tokenizer = AutoTokenizer.from_pretrained(onnx_dir)
     session, provider = make_session(onnx_dir / "model.onnx")
     run = onnx_runner(session)
-    scores, details, counts = {}, {}, {}
+    scores, details, counts, per_example = {}, {}, {}, {}
     started = time.perf_counter()
     for lang in tqdm(languages, desc=f"zero-shot {task.name}", unit="language",
                      disable=not env.progress_enabled()):
         df = test[test["language"] == lang].reset_index(drop=True)
         if task.kind == RETRIEVAL:
-            result = kinds.retrieval_score(task, df, kinds.embed(run, df["text_a"].tolist(), tokenizer, settings, batch_size))
+            embeddings = kinds.embed(run, df["text_a"].tolist(), tokenizer, settings, batch_size)
+            result = kinds.retrieval_score(task, df, embeddings)
             counts[lang] = int((df["side"] == "source").sum())
+            per_example[lang] = predictions.retrieval_rows(task, df, embeddings, result)
         else:
-            result = kinds.score(task, df, kinds.predict(run, task, labels, df, tokenizer, settings, batch_size), lang)
+            predicted = kinds.predict(run, task, labels, df, tokenizer, settings, batch_size)
+            result = kinds.score(task, df, predicted, lang)
             counts[lang] = len(df)
+            per_example[lang] = predictions.label_rows(task, df, predicted, lang)
         scores[lang] = float(result.pop("score"))
         details[lang] = result
     seconds = time.perf_counter() - started
@@ -149,6 +156,7 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     title = f"Zero-shot {task.metric}: {task.name} ({condition or 'model'})"
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "results.json", results)
+        predictions.write_predictions(tmp, task, per_example)
         atomic_write_text(tmp / "results.md", f"# {title}\n\nonnxruntime provider: `{provider}`\n\n"
                           + markdown_table(headers, rows))
         atomic_write_text(tmp / "results.html", html_page(title, f"<p>onnxruntime provider: <code>{provider}</code></p>"
