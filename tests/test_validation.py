@@ -1,5 +1,7 @@
 import re
 
+import pytest
+
 from xstilts.data.load import canonical_columns
 from xstilts.tasks.registry import get_task
 from xstilts.data.validate import build_suite
@@ -36,3 +38,22 @@ def test_sample_data_passes_and_reports_render(dataset):
     assert "passed" in md and "xnli/test" in md and "de:150" in md
     # self-contained: no external scripts, styles or images (the Kubeflow UI renders it in a sandboxed iframe)
     assert "<script" not in html and not re.search(r'(src|href)="https?://', html)
+
+
+def test_whitespace_only_text_fails_validation(sample_root, tmp_path):
+    """A text of spaces and tabs is no text: the suite reports it as missing, naming the task, split and field."""
+    import json
+    import shutil
+
+    from xstilts.data.validate import validate_tasks
+    from xstilts.errors import DataValidationError
+
+    shutil.copytree(sample_root / "xnli", tmp_path / "data" / "xnli")
+    test = tmp_path / "data" / "xnli" / "test.jsonl"
+    rows = [json.loads(line) for line in test.read_text(encoding="utf-8").splitlines()]
+    rows[0]["premise"] = " \t "
+    test.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    with pytest.raises(DataValidationError) as e:
+        validate_tasks(["xnli"], str(tmp_path / "data"), tmp_path / "out", tmp_path / "r.html", tmp_path / "r.md",
+                       ["en", "de"])
+    assert "text_a" in str(e.value) and not (tmp_path / "out").exists()

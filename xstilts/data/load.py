@@ -51,17 +51,16 @@ def split_file(root: Path, task: Task, split: str) -> Path:
     raise DataError(f"missing file: {base}.jsonl (or {base}.parquet) for task {task.name!r} split {split!r}{hint}")
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    return io.read_jsonl(path)
-
-
 def read_local(path: Path) -> list[dict]:
+    """A split file's rows: Parquet, or JSON Lines (io.read_jsonl). A folder, FIFO or device is refused from its stat
+    (opening a FIFO would block), a corrupt Parquet file is one line naming it."""
     if path.suffix == ".parquet":
+        io.check_regular_file(path, "data file", DataError)
         try:
             return [_plain_row(r) for r in pd.read_parquet(path).to_dict("records")]
         except Exception as e:  # pyarrow raises several types for corrupt files
-            raise DataError(f"{path}: not a readable Parquet file ({e})") from None
-    return read_jsonl(path)
+            raise DataError(f"{path}: not a readable Parquet file ({io.shorten(str(e), 200)})") from None
+    return io.read_jsonl(path)
 
 
 def _plain_row(row: dict) -> dict:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
 import numpy as np
 from xstilts.errors import ConfigError, DataError
+from xstilts.io import shorten
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -87,17 +88,18 @@ class TaskInfo(Protocol):
 
 
 def text_value(value, where: str, field: str):
-    """A text field: a string, or None (the suite reports null texts with the other failures)."""
+    """A text field: a string, or None — also for a whitespace-only string, which is no text: the suite reports
+    missing texts with the other failures (optional fields may be missing)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if not isinstance(value, str):
-        raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__} {value!r}")
-    return value
+        raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__} {shorten(value)}")
+    return value if value.strip() else None
 
 
 def str_list(value, where: str, field: str) -> list[str]:
     if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-        raise DataError(f"{where}: field {field!r} must be a list of strings, got {value!r}")
+        raise DataError(f"{where}: field {field!r} must be a list of strings, got {shorten(value)}")
     return list(value)
 
 
