@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 from xstilts import env
+from xstilts.progress import Progress
 from xstilts.codeexec.languages import LANGUAGES, STATUSES, Execution, Toolchain, execute, find_toolchain
 from xstilts.errors import DataError
 from xstilts.io import atomic_dir, atomic_write_text, read_jsonl, write_json
@@ -190,9 +191,12 @@ def evaluate(problems: dict[str, dict], samples: list[Sample], *, ks: list[int],
                 toolchains[lang] = LANGUAGES[lang].prepare(toolchain, sandbox, scratch, reserved[0])
         prepare_s = time.monotonic() - start
         futures = {pool.submit(run_one, sample): i for i, sample in enumerate(samples)}
+        position = Progress("execute", len(samples))
         for future in as_completed(futures):
             executions[futures[future]] = future.result()
             progress.update()
+            position.advance()
+        position.close()
     wall = time.monotonic() - start
     sample_rows, problem_rows, languages = _summarise(problems, samples, executions, ks)
     settings = {"timeout_s": timeout_s, "compile_timeout_s": compile_timeout_s, "memory_mb": memory_mb,
