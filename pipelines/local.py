@@ -3,6 +3,9 @@
 import builtins
 import contextlib
 import os
+import re
+import subprocess
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -42,10 +45,12 @@ def _environ(values: dict):
 
 
 @contextlib.contextmanager
-def _parallel_steps(n: int, fork: bool = True):
+def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True):
     """Let kfp.local start every ParallelFor iteration, run at most `n` step processes at once (see
-    LOCAL_PARALLEL_STEPS) and, with `fork`, start them as forks of a warm process (pipelines/forkserver.py). These
-    patch kfp.local internals (kfp is pinned in constraints.txt); a kfp without them runs as it does."""
+    LOCAL_PARALLEL_STEPS) and, with `fork`, start them as forks of a warm process (pipelines/forkserver.py). Each
+    step's output lines go to `view` (pipelines/liveview.py: its log, its state) and, if `verbose`, to stdout as
+    kfp.local prints them. These patch kfp.local internals (kfp is pinned in constraints.txt); a kfp without them
+    runs as it does."""
     try:
         from kfp.local import subprocess_task_handler as handler
         from kfp.local.orchestrator.enhanced_dag_orchestrator import ParallelExecutor
@@ -64,14 +69,26 @@ def _parallel_steps(n: int, fork: bool = True):
             self.conservative_max = self.max_workers = max(self.conservative_max, n)
 
     def run_local_subprocess(full_command, env_vars=None):  # only leaf steps wait here: nested loops cannot deadlock
+        step = view.current() if view is not None else None
+
+        def echo(line: str) -> None:
+            if view is not None:
+                view.step_line(step, line)
+            if verbose:
+                print(line, end="")
+
         with slots:
-            step = parse_command(full_command)
-            if server is not None and step is not None and server.ready():
-                code = server.run(*step, env={**os.environ, **(env_vars or {})}, echo=lambda line: print(line, end=""))
-                if code is not None:
-                    print("\n")  # as kfp.local does, to end the step's log
-                    return code
-            return original_run(full_command, env_vars)
+            if view is not None:
+                view.step_running(step)
+            command = parse_command(full_command)
+            code = None
+            if server is not None and command is not None and server.ready():
+                code = server.run(*command, env={**os.environ, **(env_vars or {})}, echo=echo)
+            if code is None:
+                code = _run_subprocess(full_command, env_vars, echo)
+            if verbose:
+                print("\n")  # as kfp.local does, to end the step's log
+            return code
 
     ParallelExecutor.__init__, handler.run_local_subprocess = init, run_local_subprocess
     try:
@@ -82,17 +99,82 @@ def _parallel_steps(n: int, fork: bool = True):
             server.close()
 
 
-def run_local(params: dict, workdir: Path, cache: bool = True) -> Path:
+def _run_subprocess(full_command: list[str], env_vars: dict | None, echo) -> int:
+    """kfp.local's run_local_subprocess, its output lines going to `echo`."""
+    env = {**os.environ, **env_vars} if env_vars else None
+    with subprocess.Popen(full_command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                          env=env, errors="replace") as process:
+        for line in process.stdout:
+            echo(line)
+        return process.wait()
+
+
+@contextlib.contextmanager
+def _watched(view, verbose: bool):
+    """Tell `view` when each task starts and ends (kfp.local's task dispatcher, on the thread that runs the task);
+    unless `verbose`, send kfp.local's own log (task started, its outputs, the pipeline's status) to the view (into
+    the task's log) instead of stdout."""
+    import logging
+
+    from kfp.local import logging_utils, status, task_dispatcher
+
+    original_run_task = task_dispatcher.run_single_task_implementation
+    original_logger, original_line = logging_utils.local_logger_context, logging_utils.print_horizontal_line
+
+    def run_task(*args, **kwargs):
+        bound = dict(zip(("pipeline_resource_name", "component_name"), args), **kwargs)
+        step = view.step_started(bound["pipeline_resource_name"], bound["component_name"])
+        try:
+            outputs, task_status = original_run_task(*args, **kwargs)
+        except BaseException as e:
+            view.step_finished(step, ok=False, error=f"{type(e).__name__}: {e}")
+            raise
+        view.step_finished(step, ok=task_status == status.Status.SUCCESS)
+        return outputs, task_status
+
+    class ToView(logging.Handler):
+        def emit(self, record):
+            view.log_record(re.sub(r"\x1b\[[0-9;]*m", "", self.format(record)))
+
+    root = logging.getLogger()
+    saved = root.level, root.handlers[:]
+    task_dispatcher.run_single_task_implementation = run_task
+    if not verbose:
+        logging_utils.local_logger_context = contextlib.nullcontext
+        logging_utils.print_horizontal_line = lambda: None
+        handler = ToView()
+        handler.setFormatter(logging.Formatter("%(asctime)s - %(levelname)s - %(message)s"))
+        root.handlers[:] = [handler]
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        task_dispatcher.run_single_task_implementation = original_run_task
+        logging_utils.local_logger_context, logging_utils.print_horizontal_line = original_logger, original_line
+        root.setLevel(saved[0])
+        root.handlers[:] = saved[1]
+
+
+def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None = None) -> Path:
     """Run every step locally; returns the report directory (report.html, report.md, heatmap.png, summary.json).
 
-    Checkpoints go to <workdir>/checkpoints (so a killed run resumes), artifacts to <workdir>/kfp/<run>/. With
-    `cache`, steps whose inputs, parameters and code are unchanged reuse their cached outputs (xstilts.ops.stepcache)
-    from $XSTILTS_STEP_CACHE, default <cache_dir>/steps; without it every step runs.
+    Checkpoints go to <workdir>/checkpoints (so a killed run resumes), artifacts to <workdir>/kfp/<run>/, each
+    step's output to <workdir>/kfp/<run>/logs/<step>.log. With `cache`, steps whose inputs, parameters and code are
+    unchanged reuse their cached outputs (xstilts.ops.stepcache) from $XSTILTS_STEP_CACHE, default
+    <cache_dir>/steps; without it every step runs. `view` (pipelines/liveview.py): `live` (a screen that follows
+    the steps; the default on a terminal), `plain` (a line per step event; the default otherwise) or `verbose`
+    (every step's output, as kfp.local prints it). A failed run raises PipelineFailed after printing the failing
+    step's error, the end of its log and the log's path.
     """
     from kfp import local
 
+    from pipelines import liveview
     from pipelines.xstilts import build_pipeline
 
+    view = view or ("live" if sys.stdout.isatty() else "plain")
+    if view not in liveview.MODES:
+        raise ValueError(f"view must be one of {liveview.MODES}, not {view!r}")
+    verbose = view == "verbose"
     workdir = workdir.resolve()
     params = dict(params)
 
@@ -107,22 +189,42 @@ def run_local(params: dict, workdir: Path, cache: bool = True) -> Path:
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")
         or str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLEL_STEPS)),
         xenv.STEP_CACHE: str(xenv.step_cache_dir() or default_step_cache()) if cache else None,
+        # progress as `::progress` lines the view reads, not bars; --verbose shows the bars as they are
+        xenv.PROGRESS_LINES: None if verbose else "1",
     }
+    pipeline = build_pipeline()
+    steps = liveview.RunView(liveview.plan_steps(pipeline.pipeline_spec, params), workdir / "kfp")
+    if view == "plain":
+        liveview.PlainLines(steps)
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(workdir / "kfp"),
                raise_on_error=True)
     original_print = builtins.print
-    with warnings.catch_warnings(), _environ(env), _parallel_steps(LOCAL_PARALLEL_STEPS, fork=xenv.forkserver_enabled()):
+    screen = liveview.live(steps) if view == "live" else contextlib.nullcontext()
+    failed = None
+    with warnings.catch_warnings(), _environ(env), screen, _watched(steps, verbose), \
+            _parallel_steps(LOCAL_PARALLEL_STEPS, fork=xenv.forkserver_enabled(), view=steps, verbose=verbose):
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")  # our image is a Python image
         # GPU, resource and kfp-kubernetes settings are for the cluster; kfp.local says so once per task.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")
         try:
-            run = build_pipeline()(**params)
+            run = pipeline(**params)
         except RuntimeError as e:
-            raise PipelineFailed(f"the local pipeline failed: {e}. The failing step's log is printed above.") from None
+            failed = e
         finally:
             # kfp.local indents subprocess output by swapping builtins.print per task; parallel tasks can restore
             # each other's swapped function, leaving later output indented. Put the real one back.
             builtins.print = original_print
+            steps.finish()
+    if failed is not None:
+        report = steps.failure_report()
+        step = steps.failed()
+        if report is None or step is None:
+            raise PipelineFailed(f"the local pipeline failed: {failed}") from None
+        print(report, file=sys.stderr, flush=True)
+        raise PipelineFailed(f"the local pipeline failed at step {step.name}: {step.error} "
+                             f"(its log: {step.log_path})") from None
+    if not verbose:
+        print(steps.summary() + f"; logs in {steps.logs_dir}", flush=True)
     report_dir = Path(run.outputs["summary"].path)
     latest = workdir / "latest"
     tmp_link = workdir / ".latest.tmp"

@@ -130,7 +130,14 @@ def test_local_pipeline_end_to_end(sample_root, tmp_path):
     count = {name: sum(1 for parts in steps if parts[-1] == name) for name in STEPS}
     assert count == {"validate-data": 1, "intermediate-finetune": 3, "target-finetune": 12, "export-onnx": 12,
                      "zero-shot-eval": 12, "gather-results": 3, "report": 1}, count
-    assert "step/s" in out.stdout  # training progress is visible
+    # one line per step event, not the steps' output; each step's output in its log, training progress as lines
+    assert "Got executor_input" not in out.stdout and "[cache]" not in out.stdout
+    assert out.stdout.count(" started ") == 0 and out.stdout.count(" done ") + out.stdout.count(" cached ") == 46
+    assert len(out.stdout.splitlines()) < 60 and out.stdout.splitlines()[-1].startswith("report: ")
+    logs = run_dir / "logs"
+    assert len(list(logs.glob("*.log"))) == 46
+    assert "::progress stage=train n=" in (logs / "target-finetune-mnli-xnli.log").read_text()
+    assert "::progress stage=eval n=" in (logs / "zero-shot-eval-squad-panx.log").read_text()
 
 
 STEPS = ("validate-data", "intermediate-finetune", "target-finetune", "export-onnx", "zero-shot-eval", "gather-results",
@@ -148,6 +155,18 @@ def test_local_pipeline_stops_at_validation_on_bad_data(sample_root, tmp_path):
     assert out.returncode == 1
     log = out.stdout + out.stderr
     assert "data validation failed" in log and "label='unsure'" in log and "expect_column_value_lengths_to_be_between(text_b)" in log
-    assert "the local pipeline failed" in out.stderr
+    assert "the local pipeline failed at step validate-data" in out.stderr
     run_dir = next((tmp_path / "runs" / "kfp").iterdir())
-    assert sorted(p.name for p in run_dir.iterdir()) == ["resolve-data", "validate-data"]  # nothing downstream ran
+    assert sorted(p.name for p in run_dir.iterdir()) == ["logs", "resolve-data", "validate-data"]  # nothing downstream ran
+    # the failing step's name, its error, the end of its log and the log's path; not the whole output
+    step_log = run_dir / "logs" / "validate-data.log"
+    report = out.stderr.splitlines()
+    start = report.index(next(line for line in report if line.startswith("failed: validate-data (validate data)")))
+    assert report[start + 1].startswith("error: ") and "data validation failed" in report[start + 1]
+    assert report[start + 2].startswith("last ") and report[start + 2].endswith(" lines of its log:")
+    tail = [line.removeprefix("  | ") for line in report[start + 3:] if line.startswith("  | ")]
+    log_lines = step_log.read_text().split("\n")
+    assert len(tail) == 40 and any(log_lines[i:i + 40] == tail for i in range(len(log_lines)))  # a block of the log
+    assert "label='unsure'" in tail[-1] and "Traceback" in step_log.read_text()
+    assert f"full log: {step_log}" in report
+    assert "Got executor_input" not in log and len(out.stdout.splitlines()) < 10

@@ -277,7 +277,8 @@ def test_local_run_sets_the_cache_only_for_its_steps(tmp_path, monkeypatch):
 
 def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
     """`xstilts run --local` twice with the same inputs: the second run reuses every step but resolve and the gate,
-    and writes the same summary.json; its lineage still audits."""
+    and writes the same summary.json; its lineage still audits. Not on a terminal, each run prints a line per step
+    event and ends with `report: <path>`; every step's output is in its run's logs/<step>.log."""
     from xstilts.ops.lineage import audit
 
     params = {"data": str(sample_root), "target_tasks": ["xnli", "tatoeba"], "conditions": ["none", "mnli"],
@@ -289,9 +290,20 @@ def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
         out = subprocess.run([XSTILTS, "run", "--local", "--params", str(tmp_path / "p.yaml"), "--workdir",
                               str(tmp_path / run)], cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
-        logs.append(out.stdout)
-        report = Path([line for line in out.stdout.splitlines() if line.startswith("report: ")][-1][8:])
+        lines = out.stdout.splitlines()
+        assert len(lines) < 60 and lines[-1].startswith("report: "), out.stdout
+        run_dir = next((tmp_path / run / "kfp").iterdir())
+        step_logs = {p.stem: p.read_text() for p in (run_dir / "logs").glob("*.log")}
+        assert set(step_logs) == STEP_LOGS
+        assert "Got executor_input" in step_logs["target-finetune-mnli-xnli"]  # the step's whole output
+        assert "Got executor_input" not in out.stdout
+        verb = "stored" if run == "first" else "reused"
+        assert f"[cache] target: {verb} " in step_logs["target-finetune-mnli-xnli"]
+        assert all(f" {s} " in out.stdout for s in STEP_LOGS)
+        logs.append("".join(step_logs.values()))
+        report = Path(lines[-1][8:])
         summaries.append(json.loads((report.parent / "summary.json").read_text()))
+    assert sum(" cached " in line for line in lines) == 18 and sum(" done " in line for line in lines) == 2
     # 1 validate, 2 intermediate, 2 × 2 target/export/evaluate, 2 gather, 1 report
     expected = {"validate": 1, "intermediate": 2, "target": 4, "export": 4, "evaluate": 4, "gather": 2, "report": 1}
     for verb, log in (("stored", logs[0]), ("reused", logs[1])):
@@ -302,6 +314,12 @@ def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
     assert len(list((tmp_path / "steps").glob("*-*"))) == sum(expected.values())
     run_dir = next((tmp_path / "second" / "kfp").iterdir())
     assert len(audit(run_dir)) >= sum(expected.values())
+
+
+STEP_LOGS = {"resolve-data", "validate-data", "promotion-gate", "report",
+             *(f"{step}-{c}" for step in ("intermediate-finetune", "gather-results") for c in ("none", "mnli")),
+             *(f"{step}-{c}-{t}" for step in ("target-finetune", "export-onnx", "zero-shot-eval")
+               for c in ("none", "mnli") for t in ("xnli", "tatoeba"))}
 
 
 def test_timings_and_run_paths_do_not_change_the_key(cache, tmp_path):

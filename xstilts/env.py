@@ -11,6 +11,8 @@ its children takes effect at once. An empty value counts as unset.
     XSTILTS_STEP_CACHE          step_cache_dir(): the local step cache (xstilts.ops.stepcache); unset or empty: off.
                                 `xstilts run --local` sets <cache_dir>/steps unless given (or --no-cache).
     XSTILTS_NO_PROGRESS         progress_enabled(): "1" turns progress bars off (tests, benchmark children).
+    XSTILTS_PROGRESS_LINES      progress_lines_enabled(): "1" reports progress as `::progress` lines instead of bars
+                                (xstilts.progress); `xstilts run --local` sets it for its steps unless --verbose.
     XSTILTS_FORKSERVER          forkserver_enabled(): "0" starts every local step as a fresh interpreter, as
                                 kfp.local does; anything else forks them from a warm process (pipelines/forkserver.py).
     XSTILTS_DVC_REMOTE_ENDPOINT dvc_remote_endpoint(): S3-compatible endpoint (MinIO) for a URL remote; falls back to
@@ -44,6 +46,7 @@ CACHE = "XSTILTS_CACHE"
 CHECKPOINTS = "XSTILTS_CHECKPOINTS"
 STEP_CACHE = "XSTILTS_STEP_CACHE"
 NO_PROGRESS = "XSTILTS_NO_PROGRESS"
+PROGRESS_LINES = "XSTILTS_PROGRESS_LINES"
 FORKSERVER = "XSTILTS_FORKSERVER"
 DVC_REMOTE_ENDPOINT = "XSTILTS_DVC_REMOTE_ENDPOINT"
 GIT_TOKEN = "XSTILTS_GIT_TOKEN"
@@ -78,8 +81,13 @@ def step_cache_dir() -> Path | None:
 
 
 def progress_enabled() -> bool:
-    """Progress bars are shown unless XSTILTS_NO_PROGRESS=1."""
-    return os.environ.get(NO_PROGRESS) != "1"
+    """Progress bars are shown unless XSTILTS_NO_PROGRESS=1 or progress goes as lines (XSTILTS_PROGRESS_LINES=1)."""
+    return os.environ.get(NO_PROGRESS) != "1" and not progress_lines_enabled()
+
+
+def progress_lines_enabled() -> bool:
+    """Progress is printed as `::progress` lines for a reader of the output (XSTILTS_PROGRESS_LINES=1)."""
+    return os.environ.get(PROGRESS_LINES) == "1"
 
 
 def disable_progress() -> None:

@@ -9,6 +9,7 @@ from typing import Iterator
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from xstilts.errors import XstiltsError
 from xstilts.io import check_output_dir, replacing_foreign_outputs
@@ -26,7 +27,7 @@ def friendly_errors(func):
         try:
             return func(*args, **kwargs)
         except XstiltsError as e:
-            console.print(f"[bold red]error:[/] {e}", highlight=False, markup=True, soft_wrap=True)
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, markup=True, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper

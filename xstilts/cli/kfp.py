@@ -37,9 +37,14 @@ def run(
     no_cache: bool = typer.Option(False, "--no-cache", help="Run every step, even those whose inputs, parameters "
                                   "and code are unchanged since a cached run (cache: $XSTILTS_STEP_CACHE, default "
                                   "~/.cache/xstilts/steps)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Stream every step's whole output (kfp.local's "
+                                 "executor input, training progress bars) instead of one screen (a terminal) or "
+                                 "a line per step event (a pipe, CI). Either way each step's output is in "
+                                 "<workdir>/kfp/<run>/logs/<step>.log."),
 ):
     """Run the whole pipeline: validate → intermediate (per condition) → target → export → eval (per target) → report.
-    Steps whose inputs, parameters and code are unchanged reuse their cached outputs (`[cache] <step>: reused`)."""
+    On a terminal one screen follows the steps (state, duration, progress, time left); elsewhere a line per step
+    event. Steps whose inputs, parameters and code are unchanged reuse their cached outputs (shown as cached)."""
     if not local:
         raise typer.BadParameter("only local runs are started from here: use --local, or compile the pipeline "
                                  "(`xstilts compile`) and upload it to Kubeflow (see README)", param_hint="--local")
@@ -52,7 +57,7 @@ def run(
     from xstilts.ops.preflight import load_run_params
 
     values = load_run_params(params, overrides, preset)
-    report_dir = run_local(values, workdir, cache=not no_cache)
+    report_dir = run_local(values, workdir, cache=not no_cache, view="verbose" if verbose else None)
     print(f"report: {report_dir / 'report.html'}")
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 from xstilts import env
+from xstilts.progress import Progress
 from xstilts.codeexec.languages import (LANGUAGES, STATUSES, Execution, Toolchain, check_typescript_mode, execute,
                                         find_toolchain)
 from xstilts.codeexec.selftest import checks_for, verdict
@@ -216,9 +217,12 @@ def evaluate(problems: dict[str, dict], samples: list[Sample], *, ks: list[int],
         unavailable = {lang: record["reason"] for lang, record in self_test.items() if not record["available"]}
         prepare_s = time.monotonic() - start
         futures = {pool.submit(run_one, sample): i for i, sample in enumerate(samples)}
+        position = Progress("execute", len(samples))
         for future in as_completed(futures):
             executions[futures[future]] = future.result()
             progress.update()
+            position.advance()
+        position.close()
     wall = time.monotonic() - start
     sample_rows, problem_rows, languages = _summarise(problems, samples, executions, ks, unavailable)
     settings = {"timeout_s": timeout_s, "compile_timeout_s": compile_timeout_s, "memory_mb": memory_mb,

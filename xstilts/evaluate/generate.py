@@ -20,6 +20,7 @@ from typing import Protocol, Sequence
 import numpy as np
 from tqdm.auto import tqdm
 from xstilts import env
+from xstilts.progress import Progress
 from xstilts.errors import ConfigError, DataError
 from xstilts.io import atomic_dir, atomic_write_text, read_json, read_jsonl, write_json
 
@@ -211,6 +212,7 @@ def generate(step: Step, tokenizer, prompts: Sequence[str], config: GenerationCo
     started = time.perf_counter()
     progress = tqdm(total=len(rows), desc=desc, unit="sample", dynamic_ncols=True, mininterval=1.0,
                     disable=not env.progress_enabled())
+    position = Progress("generate", len(rows))
     for start in range(0, len(rows), config.batch_size):
         batch = rows[start:start + config.batch_size]
         width = max(len(encoded[p]) for p, _ in batch)
@@ -253,7 +255,9 @@ def generate(step: Step, tokenizer, prompts: Sequence[str], config: GenerationCo
             result.stopped[reason[r] or "max_new_tokens"] += 1
             result.generated_tokens += len(generated[r])
         progress.update(len(batch))
+        position.advance(len(batch))
     progress.close()
+    position.close()
     result.seconds = round(time.perf_counter() - started, 3)
     return result
 

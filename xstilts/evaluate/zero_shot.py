@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 from xstilts import env
+from xstilts.progress import Progress
 from xstilts.data.load import read_split
 from xstilts.errors import ConfigError
 from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, read_jsonl, write_json
@@ -129,6 +130,7 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
     run = onnx_runner(session)
     scores, details, counts, per_example = {}, {}, {}, {}
     started = time.perf_counter()
+    position = Progress("eval", len(languages))
     for lang in tqdm(languages, desc=f"zero-shot {task.name}", unit="language",
                      disable=not env.progress_enabled()):
         df = test[test["language"] == lang].reset_index(drop=True)
@@ -144,6 +146,7 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
             per_example[lang] = predictions.label_rows(task, df, predicted, lang)
         scores[lang] = float(result.pop("score"))
         details[lang] = result
+        position.advance()
     seconds = time.perf_counter() - started
     average = float(np.mean(list(scores.values())))
     results = {"task": task.name, "kind": task.kind, "condition": condition, "metric": task.metric, "provider": provider,

@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from xstilts import env
+from xstilts.progress import Progress
 from xstilts.train import distributed
 from xstilts.kinds import base as kinds
 from xstilts.config import Settings, TrainConfig
@@ -176,6 +177,7 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
     pending_losses: list[torch.Tensor] = []  # on the device until the next read-back
     progress = tqdm(total=total_steps, initial=state["step"], desc=desc, unit="step", dynamic_ncols=True,
                     mininterval=1.0, disable=not env.progress_enabled() or not main)
+    position = Progress("train", total_steps, n=state["step"], enabled=None if main else False)
     while state["step"] < total_steps and not state["stopped_early"]:
         loss_sum = torch.zeros((), device=dev)
         clock.begin_step()
@@ -201,6 +203,7 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
         pending_losses.append(loss_sum)
         clock.end_step(state["step"])
         progress.update(1)
+        position.update(state["step"])
 
         evaluate = dev_sets and (state["step"] % eval_every == 0 or state["step"] == total_steps)
         checkpoint = main and state["step"] % config.checkpoint_every == 0 and state["step"] < total_steps
@@ -215,6 +218,7 @@ def train(model: MultiTaskModel, tokenizer, tasks: list[tuple[Task, tuple[str, .
     read_losses(pending_losses, state, progress)
     clock.synchronize()
     progress.close()
+    position.close()
     clock.stop()
     if config.grad_checkpointing:
         body.gradient_checkpointing_disable()

@@ -1,0 +1,255 @@
+"""The live view of a local run (pipelines/liveview.py): the plan of steps, events read from step output, the run's
+state, the plain lines, the live screen and the failure report, from recorded step output (no pipeline runs)."""
+
+import io
+
+import pytest
+
+from pipelines import liveview
+from pipelines.liveview import CACHED, DONE, FAILED, RUNNING, WAITING, CacheEvent, ProgressEvent
+
+RUN = "xstilts-2026-01-01-00-00-00-000000"
+
+
+@pytest.fixture(scope="module")
+def spec():
+    from pipelines.xstilts import build_pipeline
+
+    return build_pipeline().pipeline_spec
+
+
+def params(conditions, targets):
+    return {"conditions": conditions, "target_tasks": targets}
+
+
+def test_plan_counts_every_step_from_the_pipeline_structure(spec):
+    for conditions, targets in ((["none", "mnli", "squad"], ["xnli", "xquad", "panx", "tatoeba"]),
+                                (["none", "mnli"], ["xnli", "tatoeba"]), (["none"], ["xnli"])):
+        plan = liveview.plan_steps(spec, params(conditions, targets))
+        c, t = len(conditions), len(targets)
+        # conditions × targets × (target, export, eval) + intermediate and gather per condition + resolve, validate,
+        # gate, report
+        assert len(plan) == c * t * 3 + c + 2 + c + 1 + 1
+        assert len({s.name for s in plan}) == len(plan)
+    plan = liveview.plan_steps(spec, params(["none", "mnli"], ["xnli", "tatoeba"]))
+    names = [s.name for s in plan]
+    assert names[:3] == ["resolve-data", "validate-data", "intermediate-finetune-none"]
+    assert names[-2:] == ["promotion-gate", "report"]
+    assert "target-finetune-mnli-xnli" in names and "zero-shot-eval-mnli-tatoeba" in names
+    assert "gather-results-mnli" in names
+    # dependencies first: a condition's target steps after its intermediate model, before its gather
+    assert names.index("intermediate-finetune-mnli") < names.index("target-finetune-mnli-xnli") \
+        < names.index("export-onnx-mnli-xnli") < names.index("zero-shot-eval-mnli-xnli") < names.index("gather-results-mnli")
+    step = plan[names.index("export-onnx-mnli-tatoeba")]
+    assert step.loops == (("for-loop-1", 1), ("for-loop-2", 1)) and step.component == "comp-export-onnx"
+    assert step.scope == (("conditions", "mnli"), ("target_tasks", "tatoeba")) and step.label == "export ONNX"
+
+
+def test_a_seed_loop_is_one_more_level_of_scope():
+    """A grid dimension added as a ParallelFor (seeds) needs no change here: one more scope level, its own rows."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def train(condition: str, seed: int, target: str) -> str:
+        return condition
+
+    @dsl.component(base_image="python:3.11")
+    def gather(results: list) -> str:
+        return ""
+
+    @dsl.pipeline(name="grid")
+    def grid(conditions: list = ["none"], seeds: list = [1], target_tasks: list = ["xnli"]):
+        with dsl.ParallelFor(conditions) as condition:
+            with dsl.ParallelFor(seeds) as seed:
+                with dsl.ParallelFor(target_tasks) as target:
+                    trained = train(condition=condition, seed=seed, target=target)
+                gather(results=dsl.Collected(trained.output))
+
+    plan = liveview.plan_steps(grid.pipeline_spec, {"conditions": ["none", "mnli"], "seeds": [1, 2],
+                                                    "target_tasks": ["xnli", "panx"]})
+    assert len(plan) == 2 * 2 * 2 + 2 * 2
+    assert "train-mnli-2-panx" in {s.name for s in plan}
+    view = liveview.RunView(plan, "/tmp/unused")
+    labels = [(depth, label, [s.plan.task for s in steps]) for depth, label, steps in liveview.rows(view)]
+    condition = [(1, "none", []), (2, "seed 1", ["gather"]), (3, "xnli", ["train"]), (3, "panx", ["train"]),
+                 (2, "seed 2", ["gather"]), (3, "xnli", ["train"]), (3, "panx", ["train"])]
+    assert labels == condition + [(1, "mnli", []), *condition[1:]]
+    assert liveview.item_label("pipelinechannel--seeds", 2) == "seed 2"
+
+
+@pytest.mark.parametrize("line, event", [
+    ("::progress stage=train n=45 total=90\n", ProgressEvent("train", 45, 90)),
+    ("\rtarget-xnli:  40%|####      | 36/90 [00:02<00:03]::progress stage=train n=36 total=90\n",
+     ProgressEvent("train", 36, 90)),
+    ("::progress stage=eval n=2 total=5 extra=x\n", ProgressEvent("eval", 2, 5)),
+    ("::progress stage=eval n=two total=5\n", None),
+    ("[cache] target: reused 370bc3121028e35e (/c/target-370bc3121028e35e)\n", CacheEvent("target", "reused")),
+    ("    [cache] export: stored 9970efda718bc3e8 (/c/export-9970efda718bc3e8)\n", CacheEvent("export", "stored")),
+    ("[KFP Executor 2026-12-02 11:18:11,701 INFO]: Looking for component `resolve_data`\n", None),
+])
+def test_parse_line(line, event):
+    assert liveview.parse_line(line) == event
+
+
+def test_error_of_a_traceback_and_of_plain_output():
+    traceback = ["Traceback (most recent call last):\n", '  File "x.py", line 1, in <module>\n',
+                 "xstilts.errors.DataError: data validation failed: xnli train: label='unsure'\n",
+                 "::progress stage=train n=1 total=2\n"]
+    assert liveview.error_of(traceback) == "xstilts.errors.DataError: data validation failed: xnli train: label='unsure'"
+    assert liveview.error_of(["something went wrong\n", "\n"]) == "something went wrong"
+    assert liveview.error_of([]) == "(no output)"
+
+
+def test_parse_resource_name():
+    assert liveview.parse_resource_name(f"{RUN}/for-loop-1-iteration-2/for-loop-2-iteration-10") == \
+        (RUN, (("for-loop-1", 2), ("for-loop-2", 10)))
+    assert liveview.parse_resource_name(RUN) == (RUN, ())
+
+
+class Clock:
+    def __init__(self):
+        self.now = 100.0
+
+    def __call__(self):
+        return self.now
+
+
+# What steps print (recorded from `xstilts run --local`, shortened).
+VALIDATE = ["[KFP Executor 2026-12-02 11:18:18,761 INFO]: Looking for component `validate_data`\n",
+            "[cache] validate: reused fdc4bb1a7033439c (/c/validate-fdc4bb1a7033439c)\n"]
+TARGET = ["[KFP Executor 2026-12-02 11:18:30,901 INFO]: Got executor_input:\n", "{\n", '    "inputs": {}\n', "}\n",
+          "::progress stage=train n=0 total=90\n", "::progress stage=train n=45 total=90\n"]
+
+
+def run_view(tmp_path, spec, out=None):
+    clock = Clock()
+    view = liveview.RunView(liveview.plan_steps(spec, params(["none", "mnli"], ["xnli", "tatoeba"])), tmp_path,
+                            clock=clock)
+    if out is not None:
+        liveview.PlainLines(view, out)
+    return view, clock
+
+
+def test_states_logs_and_plain_lines_from_recorded_output(tmp_path, spec):
+    out = io.StringIO()
+    view, clock = run_view(tmp_path, spec, out)
+    assert view.counts()[WAITING] == 20
+    step = view.step_started(RUN, "comp-validate-data")
+    assert view.current() is step and step.state == WAITING and not out.getvalue()  # dispatched, no process yet
+    clock.now += 0.5
+    view.step_running(step)
+    assert step.state == RUNNING
+    for line in VALIDATE:
+        view.step_line(step, line)
+    clock.now += 1.5
+    view.step_finished(step, ok=True)
+    assert step.state == CACHED
+    step = view.step_started(f"{RUN}/for-loop-1-iteration-1/for-loop-2-iteration-0", "comp-target-finetune")
+    view.step_running(step)
+    assert step.name == "target-finetune-mnli-xnli"
+    for line in TARGET:
+        view.step_line(step, line)
+    assert step.progress == ProgressEvent("train", 45, 90)
+    clock.now += 12
+    view.step_finished(step, ok=True)
+    assert step.state == DONE
+    log = (tmp_path / RUN / "logs" / "target-finetune-mnli-xnli.log").read_text()
+    assert log == "".join(TARGET)
+    assert (tmp_path / RUN / "logs" / "validate-data.log").read_text() == "".join(VALIDATE)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"run {RUN}: 20 steps; logs in {tmp_path / RUN / 'logs'}"
+    assert lines[1:] == ["     2s cached   validate-data in 1.5s", "    14s done     target-finetune-mnli-xnli in 12s"]
+    assert view.summary() == "20 steps in 14s: 1 done, 1 cached, 18 not run"
+    assert view.remaining() is not None and view.failure_report() is None
+
+
+def test_a_failed_step_reports_its_error_tail_and_log(tmp_path, spec):
+    out = io.StringIO()
+    view, clock = run_view(tmp_path, spec, out)
+    step = view.step_started(RUN, "comp-validate-data")
+    view.step_running(step)
+    lines = [f"line {i}\n" for i in range(60)] + [
+        "Traceback (most recent call last):\n", '  File "/x/validate.py", line 3, in validate\n',
+        "xstilts.errors.DataError: data validation failed: xnli/train.jsonl: label='unsure'\n"]
+    for line in lines:
+        view.step_line(step, line)
+    clock.now += 2
+    view.step_finished(step, ok=False)
+    assert view.failed() is step and step.state == FAILED
+    report = view.failure_report().splitlines()
+    assert report[0] == "failed: validate-data (validate data) after 2.0s"
+    assert report[1] == "error: xstilts.errors.DataError: data validation failed: xnli/train.jsonl: label='unsure'"
+    assert report[2] == "last 40 lines of its log:" and len(report) == 3 + 40 + 1
+    assert report[3] == "  | line 23" and report[-2].endswith("label='unsure'")
+    assert report[-1] == f"full log: {tmp_path / RUN / 'logs' / 'validate-data.log'}"
+    assert out.getvalue().splitlines()[-1] == ("     2s failed   validate-data after 2.0s: xstilts.errors.DataError: "
+                                               "data validation failed: xnli/train.jsonl: label='unsure'")
+    # a retried step appends to its log and counts its attempts
+    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    view.step_running(step)
+    view.step_line(step, "first\n")
+    view.step_finished(step, ok=False, error="RuntimeError: boom")
+    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    view.step_running(step)
+    view.step_line(step, "second\n")
+    view.step_finished(step, ok=True)
+    assert step.attempt == 2 and step.state == DONE and "(attempt 2)" in out.getvalue()
+    assert (tmp_path / RUN / "logs" / "intermediate-finetune-none.log").read_text() == \
+        "first\nRuntimeError: boom\n\n---- attempt 2 ----\nsecond\n"
+
+
+def test_the_live_screen(tmp_path, spec):
+    from rich.console import Console
+
+    view, clock = run_view(tmp_path, spec)
+    for name in ("comp-resolve-data", "comp-validate-data"):
+        view.step_finished(view.step_started(RUN, name), ok=True)
+    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    view.step_running(step)
+    view.step_line(step, "[cache] intermediate: reused abc (/c)\n")
+    clock.now += 3
+    view.step_finished(step, ok=True)
+    step = view.step_started(f"{RUN}/for-loop-1-iteration-0/for-loop-2-iteration-1", "comp-target-finetune")
+    view.step_running(step)
+    view.step_line(step, "::progress stage=train n=45 total=90\n")
+    clock.now += 5
+
+    def screen(height=None):
+        console = Console(record=True, width=200, color_system=None)
+        console.print(liveview.render(view, height))
+        return console.export_text().splitlines()
+
+    lines = screen()
+    assert lines[0].startswith(f"{RUN}  3/20 steps (1 cached) · 1 running · 8.0s elapsed · ~")
+    assert lines[1].split() == ["✓", "resolve", "data", "0.0s", "✓", "validate", "data", "0.0s"]
+    assert lines[2].split()[:6] == ["none", "↺", "intermediate", "fine-tune", "cached", "3.0s"]
+    assert "▶ target fine-tune 45/90 steps 5.0s" in lines[4] and lines[4].startswith("  tatoeba")
+    assert lines[5].strip().startswith("mnli")
+    assert lines[-1].split() == ["·", "promotion", "gate", "·", "report"]
+    assert len(lines) == 1 + 1 + 2 * 3 + 1
+    folded = screen(height=7)  # too tall: the quiet target rows fold into their condition's row
+    assert len(folded) <= 7 and any("+2 rows: 2 waiting" in line for line in folded)
+    assert any("45/90 steps" in line for line in folded)  # a running step's row stays
+
+
+def test_duration():
+    assert [liveview.duration(s) for s in (0.84, 12.4, 245, 3723)] == ["0.8s", "12s", "4:05", "1:02:03"]
+
+
+def test_progress_lines_only_when_asked(monkeypatch, capsys):
+    from xstilts import env
+    from xstilts.progress import Progress
+
+    monkeypatch.delenv(env.PROGRESS_LINES, raising=False)
+    Progress("train", 3).update(3)
+    assert capsys.readouterr().out == ""
+    monkeypatch.setenv(env.PROGRESS_LINES, "1")
+    assert not env.progress_enabled()  # no bars when the lines are on
+    progress = Progress("train", 3, interval=3600)
+    progress.update(1)
+    progress.update(2)
+    progress.close()
+    progress.update(3)
+    assert capsys.readouterr().out.splitlines() == ["::progress stage=train n=0 total=3",
+                                                    "::progress stage=train n=2 total=3",
+                                                    "::progress stage=train n=3 total=3"]
