@@ -88,13 +88,13 @@ class TaskInfo(Protocol):
 
 
 def text_value(value, where: str, field: str):
-    """A text field: a string, or None — also for a whitespace-only string, which is no text: the suite reports
-    missing texts with the other failures (optional fields may be missing)."""
+    """A text field: a string, or None (the suite reports null texts with the other failures). A whitespace-only
+    string is no text: it becomes "", which the suite's length expectation reports as an empty text."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return None
     if not isinstance(value, str):
         raise DataError(f"{where}: field {field!r} must be a string, got {type(value).__name__} {shorten(value)}")
-    return value if value.strip() else None
+    return value if value.strip() else ""
 
 
 def str_list(value, where: str, field: str) -> list[str]:
