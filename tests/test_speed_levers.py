@@ -29,9 +29,9 @@ def test_padded_width_per_padding_mode():
 
 
 def test_lever_values_are_checked():
-    with pytest.raises(ConfigError, match="'padding' must be one of dynamic, buckets, max_length"):
+    with pytest.raises(ConfigError, match="'padding': input should be 'dynamic', 'buckets' or 'max_length', got 'static'"):
         TrainConfig.from_dict({"padding": "static"})
-    with pytest.raises(ConfigError, match="'compile' must be one of"):
+    with pytest.raises(ConfigError, match="'compile': input should be 'off', 'on' or 'cuda-graphs'"):
         TrainConfig.from_dict({"compile": "max-autotune"})
     with pytest.raises(ConfigError, match="'compile' needs padding 'buckets' or 'max_length'"):
         TrainConfig.from_dict({"compile": "on"})

@@ -20,7 +20,7 @@ from xstilts.train.finetune import target_finetune, intermediate_finetune
 def test_config_rejects_unknown_and_badly_typed_keys():
     with pytest.raises(ConfigError, match="unknown training parameter.*lr"):
         TrainConfig.from_dict({"lr": 1e-3})
-    with pytest.raises(ConfigError, match="'batch_size' must be int"):
+    with pytest.raises(ConfigError, match="'batch_size': input should be a valid integer"):
         TrainConfig.from_dict({"batch_size": "many"})
     assert TrainConfig.from_dict({"epochs": 2, "learning_rate": "1e-4"}).learning_rate == 1e-4
 
