@@ -26,7 +26,7 @@ def artifact(cls, tmp_path, name):
 def run_params(**values) -> dict:
     """Every pipeline parameter, as the Kubeflow UI passes them to the first step (numbers in dicts as floats)."""
     return {"task_data": {}, "data_repo": "", "data_rev": "", "target_tasks": TARGETS, "conditions": ["none", "sst2"],
-            "languages": ["en", "fr"], "hf_revision": "", "model_name": "tiny", "model_revision": "",
+            "languages": ["en", "fr"], "hf_revision": "", "hf_revisions": {}, "model_name": "tiny", "model_revision": "",
             "retrieval_layer": 0, "generation": {}, "intermediate_train": {k: float(v) for k, v in TRAIN.items()},
             "target_train": TRAIN, "registry_repo": "", "promotion_targets": [], "promotion_tolerance": 0.005,
             "promotion_condition": "", "dvc_remote": "", **values}
