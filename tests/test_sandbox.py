@@ -106,22 +106,27 @@ HOSTILE = {
             sys.stdout.write("x" * 65536)
     """),
 }
-# Memory that RLIMIT_DATA does not count: files in the tmpfs /dev/shm and /tmp, POSIX shared memory, shared anonymous
-# mappings. Each exits 0 (passes) only if it got more than the sandbox allows.
-HOSTILE |= {
-    "shm_files": hostile("""
+def fill_tmpfs(folder: str) -> str:
+    """A program writing 200 files of 8 MiB into `folder` (a tmpfs, i.e. host memory): exits 0 past 300 MiB."""
+    return hostile(f"""
         import sys
         written = 0
         try:
             for j in range(200):
-                with open(f"/dev/shm/f{j}", "wb") as f:
+                with open(f"{folder}/f{{j}}", "wb") as f:
                     for _ in range(8):
                         f.write(bytes(1 << 20))
                         written += 1
         except OSError:
             pass
         sys.exit(0 if written > 300 else 1)
-    """),
+    """)
+
+
+# Memory that RLIMIT_DATA does not count: files in the tmpfs /dev/shm and /tmp, POSIX shared memory, shared anonymous
+# mappings. Each exits 0 (passes) only if it got more than the sandbox allows.
+HOSTILE |= {
+    "shm_files": fill_tmpfs("/dev/shm"),
     "posix_shm": hostile("""
         import sys
         from multiprocessing import shared_memory
@@ -137,19 +142,7 @@ HOSTILE |= {
             m[i] = 1
         sys.exit(0)
     """),
-    "tmp_files": hostile("""
-        import sys
-        written = 0
-        try:
-            for j in range(200):
-                with open(f"/tmp/f{j}", "wb") as f:
-                    for _ in range(8):
-                        f.write(bytes(1 << 20))
-                        written += 1
-        except OSError:
-            pass
-        sys.exit(0 if written > 300 else 1)
-    """),
+    "tmp_files": fill_tmpfs("/tmp"),
 }
 
 EXPECTED = {"fork_bomb": {"failed", "timeout", "killed"}, "infinite_loop": {"timeout"}, "memory_bomb": {"memory"},
