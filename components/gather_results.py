@@ -8,12 +8,13 @@ from components import DEFAULT_IMAGE
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def gather_results(results: Input[List[Artifact]], gathered: Output[Artifact]):
-    """One condition's zero-shot results over all target tasks, in one artifact (the inner loop's fan-in)."""
+    """One condition's zero-shot results and their per-example predictions in one artifact: a loop's fan-in, used
+    twice (one condition × seed's target tasks, then one condition's seeds)."""
     from xstilts.provenance import metadata
-    from xstilts.evaluate.report import gather_condition
+    from xstilts.evaluate.summary import gather_results as gather
     from xstilts.ops.stepcache import run_cached
 
-    data = run_cached("gather", gather_condition, inputs={"result_files": [r.path for r in results]},
+    data = run_cached("gather", gather, inputs={"result_files": [r.path for r in results]},
                       outputs={"out_dir": gathered.path})
-    gathered.metadata.update({"condition": data["condition"], "targets": [r["task"] for r in data["results"]],
-                              **metadata(gathered.path)})
+    gathered.metadata.update({"condition": data["condition"], "seeds": data["seeds"],
+                              "targets": sorted({r["task"] for r in data["results"]}), **metadata(gathered.path)})

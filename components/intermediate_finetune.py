@@ -5,9 +5,10 @@ from components import DEFAULT_IMAGE
 
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
-def intermediate_finetune(condition: str, dataset: Input[Dataset], model_name: str, model_revision: str,
+def intermediate_finetune(condition: str, seed: int, dataset: Input[Dataset], model_name: str, model_revision: str,
                           train_params: dict, model: Output[Model], metrics: Output[Metrics], dvc_remote: str = ""):
-    """Fine-tune the pretrained encoder on an English intermediate task (`none`: pass the pretrained model through),
+    """Fine-tune the pretrained encoder on an English intermediate task (`none`: pass the pretrained model through)
+    with random seed `seed` (one restart: it replaces train_params' seed, and the target steps after it use it too),
     data-parallel over every GPU of the pod (torchrun; one process on one GPU or a CPU). With `dvc_remote`, the model
     folder is pushed there and its DVC md5 recorded as `dvc_md5`. Local runs reuse a cached result of the same
     inputs, parameters and code (xstilts.ops.stepcache)."""
@@ -23,8 +24,10 @@ def intermediate_finetune(condition: str, dataset: Input[Dataset], model_name: s
     result = run_cached("intermediate", partial(run_data_parallel, finetune), inputs={"dataset_dir": dataset.path},
                         outputs={"out_dir": model.path},
                         params={"condition": condition, "model_name": model_name,
-                                "config": TrainConfig.from_dict(train_params), "model_revision": model_revision or None})
+                                "config": TrainConfig.from_dict({**train_params, "seed": int(seed)}),
+                                "model_revision": model_revision or None})
     for name, value in scalar_metrics(result).items():
         metrics.log_metric(name, value)
-    model.metadata.update({"condition": condition, "base_model": model_name, "framework": "pytorch+safetensors",
+    model.metadata.update({"condition": condition, "seed": int(seed), "base_model": model_name,
+                           "framework": "pytorch+safetensors",
                            **metadata(model.path), **push_metadata(model.path, dvc_remote)})

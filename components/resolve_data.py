@@ -7,7 +7,7 @@ from components import DEFAULT_IMAGE
 
 @dsl.component(base_image=DEFAULT_IMAGE, install_kfp_package=False)
 def resolve_data(data: str, task_data: dict, data_repo: str, data_rev: str, target_tasks: list, conditions: list,
-                 languages: list, hf_revision: str, hf_revisions: dict, model_name: str, model_revision: str, retrieval_layer: int,
+                 seeds: list, languages: list, hf_revision: str, hf_revisions: dict, model_name: str, model_revision: str, retrieval_layer: int,
                  generation: dict, intermediate_train: dict, target_train: dict, registry_repo: str,
                  promotion_targets: list, promotion_tolerance: float, promotion_condition: str,
                  dvc_remote: str) -> NamedTuple("ResolvedData", data=str, task_data=dict, data_md5=str,
@@ -24,7 +24,7 @@ def resolve_data(data: str, task_data: dict, data_repo: str, data_rev: str, targ
 
     report = require_preflight(dict(
         data=data, task_data=task_data, data_repo=data_repo, data_rev=data_rev, target_tasks=target_tasks,
-        conditions=conditions, languages=languages, hf_revision=hf_revision, hf_revisions=hf_revisions,
+        conditions=conditions, seeds=seeds, languages=languages, hf_revision=hf_revision, hf_revisions=hf_revisions,
         model_name=model_name,
         model_revision=model_revision, retrieval_layer=retrieval_layer, generation=generation,
         intermediate_train=intermediate_train, target_train=target_train, registry_repo=registry_repo,

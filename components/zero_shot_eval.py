@@ -21,5 +21,5 @@ def zero_shot_eval(onnx_model: Input[Model], dataset: Input[Dataset], results: O
     for language, score in result["scores"].items():
         metrics.log_metric(f"{result['task']}_{language}", score)
     metrics.log_metric(f"{result['task']}_average", result["average"])
-    results.metadata.update({"condition": result["condition"], "task": result["task"], "metric": result["metric"],
-                             "provider": result["provider"], "average": result["average"], **metadata(results.path)})
+    results.metadata.update({"condition": result["condition"], "seed": result.get("seed"), "task": result["task"],
+                             "metric": result["metric"], "provider": result["provider"], "average": result["average"], **metadata(results.path)})

@@ -99,6 +99,40 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True):
             server.close()
 
 
+@contextlib.contextmanager
+def _outer_loop_items():
+    """Keep an outer dsl.ParallelFor's item inside a nested loop. kfp.local 2.17 replaces every `...-loop-item` input
+    of a nested loop's iteration with the *inner* item, so in conditions → seeds the intermediate step got the seed
+    as its condition; inputs that name another loop's item are left to resolve from the parent DAG, as Kubeflow
+    does."""
+    try:
+        from kfp.local.orchestrator import task_spec_utils
+    except ImportError:
+        yield
+        return
+    original = task_spec_utils.create_parameter_loop_iteration_task_spec
+
+    def iteration_task_spec(task_spec, loop_item, loop_task_name):
+        item_input = (task_spec.parameter_iterator.item_input
+                      if task_spec.WhichOneof("iterator") == "parameter_iterator" else None)
+        outer = {}
+        for name, spec in task_spec.inputs.parameters.items():
+            source = spec.component_input_parameter if spec.HasField("component_input_parameter") else ""
+            if source.endswith("-loop-item") and source != item_input and f"{loop_task_name}-loop-item" not in source:
+                outer[name] = type(spec)()
+                outer[name].CopyFrom(spec)
+        iteration = original(task_spec, loop_item, loop_task_name)
+        for name, spec in outer.items():
+            iteration.inputs.parameters[name].CopyFrom(spec)
+        return iteration
+
+    task_spec_utils.create_parameter_loop_iteration_task_spec = iteration_task_spec
+    try:
+        yield
+    finally:
+        task_spec_utils.create_parameter_loop_iteration_task_spec = original
+
+
 def _run_subprocess(full_command: list[str], env_vars: dict | None, echo) -> int:
     """kfp.local's run_local_subprocess, its output lines going to `echo`."""
     env = {**os.environ, **env_vars} if env_vars else None
@@ -201,7 +235,7 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
     original_print = builtins.print
     screen = liveview.live(steps) if view == "live" else contextlib.nullcontext()
     failed = None
-    with warnings.catch_warnings(), _environ(env), screen, _watched(steps, verbose), \
+    with warnings.catch_warnings(), _environ(env), screen, _watched(steps, verbose), _outer_loop_items(), \
             _parallel_steps(LOCAL_PARALLEL_STEPS, fork=xenv.forkserver_enabled(), view=steps, verbose=verbose):
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")  # our image is a Python image
         # GPU, resource and kfp-kubernetes settings are for the cluster; kfp.local says so once per task.

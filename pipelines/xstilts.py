@@ -1,7 +1,7 @@
 """The xstilts pipeline:
 
-  resolve data → validate → ParallelFor(conditions) [ intermediate → ParallelFor(target_tasks) [target → export → eval]
-           → gather ] → promotion gate → report
+  resolve data → validate → ParallelFor(conditions) [ ParallelFor(seeds) [ intermediate → ParallelFor(target_tasks)
+           [target → export → eval] → gather (condition × seed) ] → gather (condition) ] → promotion gate → report
 
 Docstrings number the steps in this order: 1 resolve data, 2 validate, 3 intermediate, 4 target, 5 export, 6 eval,
 7 gather, 8 promotion gate, 9 report.
@@ -9,8 +9,9 @@ Docstrings number the steps in this order: 1 resolve data, 2 validate, 3 interme
 `resolve data` (never cached) pins DVC data to a commit and hashes every source; its md5 is an input of `validate`,
 so the md5 is part of the caching key: unchanged data reuses every cached step, changed data retrains.
 
-Each intermediate model is trained once and reused by every target task of its condition. `gather` collects one
-condition's results (kfp cannot collect across two nested loops at once); `report` collects the conditions.
+Each seed is a full restart: its own intermediate model (trained once, reused by every target task of its condition
+and seed) and its own target models. `gather` runs twice, each collecting one loop (kfp cannot collect across two
+nested loops at once): one condition × seed's targets, then one condition's seeds; `report` collects the conditions.
 
 `build_pipeline(image, cluster)` binds the components to an image and cluster settings; `compile_pipeline` writes
 the YAML (committed as pipelines/compiled/xstilts.yaml); `pipelines.local.run_local` runs it with kfp.local.
@@ -176,6 +177,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
     def xstilts(
         target_tasks: list = d["target_tasks"],
         conditions: list = d["conditions"],
+        seeds: list = d["seeds"],
         data: str = d["data"],
         data_repo: str = d["data_repo"],
         data_rev: str = d["data_rev"],
@@ -197,7 +199,7 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
     ) -> Outputs:
         resolved = _mount_cache(_cpu_step(resolve_op(
             data=data, task_data=task_data, data_repo=data_repo, data_rev=data_rev, target_tasks=target_tasks,
-            conditions=conditions, languages=languages, hf_revision=hf_revision, hf_revisions=hf_revisions,
+            conditions=conditions, seeds=seeds, languages=languages, hf_revision=hf_revision, hf_revisions=hf_revisions,
             model_name=model_name,
             model_revision=model_revision, retrieval_layer=retrieval_layer, generation=generation,
             intermediate_train=intermediate_train, target_train=target_train, registry_repo=registry_repo,
@@ -212,34 +214,38 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
             data_md5=resolved.outputs["data_md5"], data_repo=data_repo, data_rev=data_rev)), cluster)
         validated.set_display_name("validate data")
         with dsl.ParallelFor(conditions, name="conditions") as condition:
-            if cluster.num_nodes > 1:  # across nodes: this pod submits a TrainJob, the nodes share the cache PVC
-                inter = _mount_cache(_cpu_step(launcher_op(
-                    condition=condition, dataset=validated.outputs["dataset"], model_name=model_name,
-                    model_revision=model_revision, train_params=intermediate_train, image=image,
-                    num_nodes=cluster.num_nodes, gpus_per_node=cluster.gpus, cpu_per_node=cluster.cpu,
-                    memory_per_node=cluster.memory, runtime=cluster.trainjob_runtime, shared_pvc=cluster.cache_pvc,
-                    shared_mount=cluster.cache_mount, dvc_remote=dvc_remote), cpu="1", memory="4G"), cluster)
-            else:
-                inter = _gpu_step(intermediate_op(condition=condition, dataset=validated.outputs["dataset"],
-                                                  model_name=model_name, model_revision=model_revision,
-                                                  train_params=intermediate_train, dvc_remote=dvc_remote),
-                                  cluster, retry=True)
-            _dvc_remote_env(inter).set_display_name("intermediate fine-tune")
-            with dsl.ParallelFor(target_tasks, name="target-tasks") as target_task:
-                target = _gpu_step(target_op(target_task=target_task, dataset=validated.outputs["dataset"],
-                                             intermediate_model=inter.outputs["model"], train_params=target_train,
-                                             dvc_remote=dvc_remote),
-                                   cluster, retry=True)
-                _dvc_remote_env(target).set_display_name("target fine-tune")
-                exported = _cpu_step(export_op(model=target.outputs["model"], retrieval_layer=retrieval_layer,
-                                               dvc_remote=dvc_remote),
-                                     cpu="4", memory="32G")
-                _dvc_remote_env(exported).set_display_name("export ONNX")
-                evaluated = _gpu_step(eval_op(onnx_model=exported.outputs["onnx_model"],
-                                              dataset=validated.outputs["dataset"], generation=generation),
-                                      cluster, retry=False)
-                evaluated.set_display_name("zero-shot eval")
-            gathered = _cpu_step(gather_op(results=dsl.Collected(evaluated.outputs["results"])), cpu="1", memory="2G")
+            with dsl.ParallelFor(seeds, name="seeds") as seed:
+                if cluster.num_nodes > 1:  # across nodes: this pod submits a TrainJob, the nodes share the cache PVC
+                    inter = _mount_cache(_cpu_step(launcher_op(
+                        condition=condition, seed=seed, dataset=validated.outputs["dataset"], model_name=model_name,
+                        model_revision=model_revision, train_params=intermediate_train, image=image,
+                        num_nodes=cluster.num_nodes, gpus_per_node=cluster.gpus, cpu_per_node=cluster.cpu,
+                        memory_per_node=cluster.memory, runtime=cluster.trainjob_runtime, shared_pvc=cluster.cache_pvc,
+                        shared_mount=cluster.cache_mount, dvc_remote=dvc_remote), cpu="1", memory="4G"), cluster)
+                else:
+                    inter = _gpu_step(intermediate_op(condition=condition, seed=seed, dataset=validated.outputs["dataset"],
+                                                      model_name=model_name, model_revision=model_revision,
+                                                      train_params=intermediate_train, dvc_remote=dvc_remote),
+                                      cluster, retry=True)
+                _dvc_remote_env(inter).set_display_name("intermediate fine-tune")
+                with dsl.ParallelFor(target_tasks, name="target-tasks") as target_task:
+                    target = _gpu_step(target_op(target_task=target_task, dataset=validated.outputs["dataset"],
+                                                 intermediate_model=inter.outputs["model"], train_params=target_train,
+                                                 dvc_remote=dvc_remote),
+                                       cluster, retry=True)
+                    _dvc_remote_env(target).set_display_name("target fine-tune")
+                    exported = _cpu_step(export_op(model=target.outputs["model"], retrieval_layer=retrieval_layer,
+                                                   dvc_remote=dvc_remote),
+                                         cpu="4", memory="32G")
+                    _dvc_remote_env(exported).set_display_name("export ONNX")
+                    evaluated = _gpu_step(eval_op(onnx_model=exported.outputs["onnx_model"],
+                                                  dataset=validated.outputs["dataset"], generation=generation),
+                                          cluster, retry=False)
+                    evaluated.set_display_name("zero-shot eval")
+                per_seed = _cpu_step(gather_op(results=dsl.Collected(evaluated.outputs["results"])), cpu="1",
+                                     memory="2G")
+                per_seed.set_display_name("gather seed")
+            gathered = _cpu_step(gather_op(results=dsl.Collected(per_seed.outputs["gathered"])), cpu="1", memory="2G")
             gathered.set_display_name("gather condition")
         gate = _cpu_step(gate_op(results=dsl.Collected(gathered.outputs["gathered"]), registry_repo=registry_repo,
                                  promotion_targets=promotion_targets, promotion_tolerance=promotion_tolerance,

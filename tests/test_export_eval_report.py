@@ -1,4 +1,3 @@
-import json
 import re
 
 import numpy as np
@@ -14,7 +13,10 @@ from xstilts.evaluate.zero_shot import zero_shot_eval
 from xstilts.export.encoder import EXPORT_SHAPE, export_onnx
 from xstilts.io import read_json
 from xstilts.models.encoder import MeanPooledEncoder, load_encoder, load_model
-from xstilts.evaluate.report import build_report, gather_condition
+from xstilts.evaluate.report import build_report
+from xstilts.evaluate.summary import gather_results
+
+from grid_results import write_result
 from xstilts.tasks.registry import get_task
 from xstilts.config import Settings, TrainConfig
 from xstilts.train.finetune import intermediate_finetune, target_finetune
@@ -131,12 +133,8 @@ def test_onnx_evaluation_equals_the_pytorch_evaluation(task, kind_models, datase
         assert set(results["details"]["de"]) == {"precision", "recall", "threshold"}
 
 
-def _results(tmp_path, condition, scores, task="xnli", metric="accuracy"):
-    path = tmp_path / f"{condition}-{task}"
-    path.mkdir()
-    (path / "results.json").write_text(json.dumps({"task": task, "condition": condition, "metric": metric,
-                                                   "provider": "CPUExecutionProvider", "scores": scores}))
-    return path
+def _results(tmp_path, condition, scores, task="xnli", metric="accuracy", seed=1):
+    return write_result(tmp_path / f"{condition}-{task}-{seed}", task, condition, scores, metric, seed)
 
 
 GRID = {  # target → condition → language → score
@@ -152,7 +150,7 @@ def grid_results(tmp_path):
     for condition in ("mnli", "none", "sst2"):
         files = [_results(tmp_path, condition, GRID[t][condition], t) for t in GRID]
         gathered.append(tmp_path / f"gathered-{condition}")
-        gather_condition(files, gathered[-1])
+        gather_results(files, gathered[-1])
     return gathered
 
 
@@ -194,7 +192,7 @@ def test_report_rejects_duplicates_and_holes(tmp_path):
     with pytest.raises(ConfigError, match="xnli: condition 'mnli' was evaluated on \\['de'\\]"):
         build_report([a, c], tmp_path / "r")
     with pytest.raises(ConfigError, match="different conditions"):
-        gather_condition([a, b], tmp_path / "g")
+        gather_results([a, b], tmp_path / "g")
     assert not (tmp_path / "r").exists() and not (tmp_path / "g").exists()
 
 

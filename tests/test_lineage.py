@@ -125,7 +125,8 @@ def small_run(sample_root, tmp_path_factory):
     a kfp.local run."""
     from xstilts.evaluate.zero_shot import zero_shot_eval
     from xstilts.export.encoder import export_onnx
-    from xstilts.evaluate.report import build_report, gather_condition
+    from xstilts.evaluate.report import build_report
+    from xstilts.evaluate.summary import gather_results
     from xstilts.config import TrainConfig
     from xstilts.train.finetune import intermediate_finetune, target_finetune
     from xstilts.data.validate import validate_experiment
@@ -145,7 +146,7 @@ def small_run(sample_root, tmp_path_factory):
         export_onnx(inner / "target-finetune" / "model", inner / "export-onnx" / "onnx_model")
         zero_shot_eval(inner / "export-onnx" / "onnx_model", dataset, inner / "zero-shot-eval" / "results")
         results.append(inner / "zero-shot-eval" / "results")
-    gather_condition(results, loop / "gather-results" / "gathered")
+    gather_results(results, loop / "gather-results" / "gathered")
     build_report([loop / "gather-results" / "gathered"], run / "report" / "summary")
     return run
 

@@ -164,15 +164,11 @@ def test_cli_promote_and_rollback(repo, tmp_path):
 # ---- the pipeline's gate step (gate_run): clone the registry, commit the candidate record, gate, push ----------------
 
 def results_files(root: Path, xnli_squad: float) -> list[Path]:
-    """Evaluation results of a run (xnli × none/squad), as the eval step writes them."""
-    files = []
-    for condition, score in (("none", 0.70), ("squad", xnli_squad)):
-        folder = root / condition
-        folder.mkdir(parents=True)
-        (folder / "results.json").write_text(json.dumps({"task": "xnli", "condition": condition, "metric": "accuracy",
-                                                         "scores": {"en": score, "de": score}}))
-        files.append(folder)
-    return files
+    """Evaluation results of a run (xnli × none/squad, 100 examples per language), as the eval step writes them."""
+    from grid_results import write_result
+
+    return [write_result(root / condition, "xnli", condition, {"en": score, "de": score})
+            for condition, score in (("none", 0.70), ("squad", xnli_squad))]
 
 
 @pytest.fixture

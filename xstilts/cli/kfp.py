@@ -12,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 
 from xstilts.cli.common import PARAMS_HELP, console, friendly_errors
-from xstilts.config import (KFP_EXPERIMENT, KFP_NAMESPACE, KFP_SERVICE_ACCOUNT, PIPELINE_FILE, PIPELINE_NAME, split_csv)
+from xstilts.config import (KFP_EXPERIMENT, KFP_NAMESPACE, KFP_SERVICE_ACCOUNT, PIPELINE_FILE, PIPELINE_NAME, split_csv,
+                             split_seeds)
 
 
 app = typer.Typer()
@@ -30,6 +31,9 @@ def run(
     target_tasks: Optional[str] = typer.Option(None, help="Comma-separated target tasks (see `xstilts tasks`)."),
     conditions: Optional[str] = typer.Option(None, help="Comma-separated intermediate conditions: task names, `a+b` "
                                              "multi-task sets, and `none` (the baseline)."),
+    seeds: Optional[str] = typer.Option(None, help="Comma-separated random seeds, e.g. 1,2,3: each one a full restart "
+                                        "(its own intermediate and target models); the report gives mean ± std over "
+                                        "them and paired tests against `none`."),
     data: Optional[str] = typer.Option(None, help="Data root (<task>/<split>.jsonl|.parquet) or `hf` for the hub."),
     languages: Optional[str] = typer.Option(None, help="Comma-separated evaluation languages (empty: all of the task's)."),
     model_name: Optional[str] = typer.Option(None, help="`tiny` (built in code) or a hub id such as FacebookAI/xlm-roberta-large."),
@@ -53,7 +57,7 @@ def run(
     if params is None and preset is None and Path("params.yaml").exists():
         params = Path("params.yaml")
     overrides = {"target_tasks": split_csv(target_tasks), "conditions": split_csv(conditions), "data": data,
-                 "languages": split_csv(languages), "model_name": model_name}
+                 "languages": split_csv(languages), "model_name": model_name, "seeds": split_seeds(seeds)}
     from xstilts.ops.preflight import load_run_params
 
     values = load_run_params(params, overrides, preset)

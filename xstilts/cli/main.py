@@ -21,7 +21,7 @@ app.add_typer(kfp.app)  # run, compile, upload, submit, schedule, runs, lineage
 app.add_typer(steps.app, name="step")  # step validate|intermediate|target|export|evaluate|report|promote
 app.add_typer(artifacts.app, name="artifacts")  # artifacts push|pull
 app.add_typer(bench.app, name="bench")  # bench eval|train
-app.add_typer(score.app)  # score PREDICTIONS_DIR
+app.add_typer(score.app)  # score PREDICTIONS_DIR, compare RUN_A RUN_B
 
 
 def main() -> None:

@@ -36,14 +36,18 @@ def step_validate(out: Path = typer.Option(..., help="Dataset output folder."),
 def step_intermediate(condition: str = typer.Option(..., help="Intermediate task name, or `none`."),
                       dataset: Path = typer.Option(..., help="Validated dataset folder."),
                       out: Path = typer.Option(..., help="Model output folder."),
-                      params: Optional[Path] = typer.Option(None, help=PARAMS_HELP)):
+                      params: Optional[Path] = typer.Option(None, help=PARAMS_HELP),
+                      seed: Optional[int] = typer.Option(None, help="The restart's random seed (the target step "
+                                                         "after it uses it too). Default: the first of the "
+                                                         "parameters' `seeds` (`dvc repro` runs that one).")):
     """Step 3: intermediate fine-tune (`none` passes the pretrained encoder through)."""
     from xstilts.config import TrainConfig
     from xstilts.train.finetune import intermediate_finetune
 
     p = load_params(params)
-    intermediate_finetune(condition, dataset, p["model_name"], out, TrainConfig.from_dict(p["intermediate_train"]),
-                          p["model_revision"] or None)
+    config = TrainConfig.from_dict({**p["intermediate_train"], "seed": p["seeds"][0] if seed is None else seed},
+                                   where="intermediate_train (with --seed)")
+    intermediate_finetune(condition, dataset, p["model_name"], out, config, p["model_revision"] or None)
     console.print(f"model: {out}")
 
 

@@ -262,6 +262,24 @@ def score_predictions(root: str | Path) -> dict:
     return out
 
 
+def statistic_records(kind: str, metric: str, rows: list[dict], k: Sequence[int] | None = None) -> tuple[Any, dict]:
+    """(the statistics metric, {example id: record}) of one language's rows: what evaluate.statistics resamples so
+    that the metric of any subset of examples is the task's metric on that subset. Tagging and BUCC: [tp, predicted,
+    gold] counts summed into micro F1; code generation: each problem's unbiased pass@k (k = the first of `k`); every
+    other kind: the example's own score (its mean over examples is the task's score)."""
+    from xstilts.evaluate.statistics import MEAN, micro_f1
+
+    layout = _layout(kind, metric)
+    if layout in (TAGGING, "bucc"):
+        return micro_f1, {r["id"]: list(r["counts"]) for r in rows}
+    if layout == GENERATION:
+        from xstilts.codeexec.harness import pass_at_k
+
+        first = list(k or [1])[0]
+        return MEAN, {r["id"]: pass_at_k(r["n"], r["correct"], first) for r in rows}
+    return MEAN, {r["id"]: float(r["score"]) for r in rows}
+
+
 def micro_f1_of(rows: Iterable[dict]) -> float:
     """Micro F1 of summed "counts" (statistics.micro_f1), for tagging and BUCC rows."""
     from xstilts.evaluate.statistics import micro_f1

@@ -1,33 +1,28 @@
-"""Steps 7 and 9: gather each condition's zero-shot results (`gather_condition`), then every (condition, target
-task) result into one report (`build_report`): a task × condition table of XTREME-style scores (each task's mean
-over languages) with deltas vs the `none` baseline and the XTREME average (mean over tasks), the best intermediate
-task per target, a heatmap per target task (language × condition) and one for the grid, Markdown, self-contained
-HTML, and summary.json:
-
-  {"targets": [...], "conditions": [...], "metric": {task: metric},
-   "scores": {target_task: {condition: {language: score}}}, "task_average": {target_task: {condition: avg}},
-   "xtreme_average": {condition: avg}, "delta_vs_none": {target_task: {condition: {language|average: Δ}}},
-   "xtreme_delta_vs_none": {condition: Δ}, "best_intermediate": {target_task: {"condition", "gain"}}, ...}
+"""Step 9: every (condition, seed, target task) result in one report (`build_report`): a task × condition table of
+XTREME-style scores (each task's mean over languages; mean ± std over seeds) with deltas vs the `none` baseline
+marked where a paired test finds them significant, the XTREME average (mean over tasks), the best intermediate task
+per target (only where its gain is significant), a significance table (Δ, 95 % CI, p, adjusted p), a forest plot of
+Δ vs `none` with intervals, a heatmap per target task (language × condition) and one for the grid, Markdown,
+self-contained HTML, summary.json (evaluate/summary.py says what it holds) and the per-example predictions of every
+cell under predictions/<condition>/seed-<seed>/<task>/.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 import numpy as np
+import shutil
+
 from xstilts.errors import ConfigError
+from xstilts.evaluate.summary import (BASELINE, load_results, named_inputs, read_results, seed_folder,  # noqa: F401
+                                      summarize)
 from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
 from xstilts.provenance import Provenance
-from xstilts.kinds.metrics import xtreme_average
 from xstilts.io import esc, html_image, html_page, html_table, markdown_html, markdown_table
 
 
-BASELINE = "none"
-CONDITION_FILE = "condition.json"  # one condition's results for every target (the gather step's output)
 XTREME = "XTREME average"
-
-
-def _ordered_conditions(conditions: list[str]) -> list[str]:
-    return ([BASELINE] if BASELINE in conditions else []) + sorted(c for c in conditions if c != BASELINE)
+SIGNIFICANT = "*"  # marks a Δ whose adjusted p-value is below α
 
 
 def pct(value: float) -> str:
@@ -35,8 +30,9 @@ def pct(value: float) -> str:
 
 
 def heatmap(path: Path, languages: list[str], conditions: list[str], scores: dict, metric: str, task: str,
-            row_label: str = "language") -> None:
-    """Scores ×100 (rows × condition) and, when a baseline exists, deltas vs the baseline side by side."""
+            row_label: str = "language", significant: dict | None = None) -> None:
+    """Scores ×100 (rows × condition) and, when a baseline exists, deltas vs the baseline side by side; a delta
+    whose `significant[condition][row]` is true carries a `*`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -63,164 +59,182 @@ def heatmap(path: Path, languages: list[str], conditions: list[str], scores: dic
             for j in range(values.shape[1]):
                 # White text on the dark ends of each colour map, black elsewhere.
                 dark = abs(values[i, j]) > 0.5 * limits[1] if limits else values[i, j] < values.min() + 0.6 * np.ptp(values)
-                ax.text(j, i, f"{values[i, j]:+.1f}" if limits else f"{values[i, j]:.1f}", ha="center", va="center",
-                        fontsize=8, color="white" if dark else "black")
+                mark = SIGNIFICANT if limits and significant and significant[cols[j]][languages[i]] else ""
+                ax.text(j, i, f"{values[i, j]:+.1f}{mark}" if limits else f"{values[i, j]:.1f}", ha="center",
+                        va="center", fontsize=8, color="white" if dark else "black")
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
-def _read_results(path: Path) -> list[dict]:
-    """A results.json, a condition.json (several results), or a directory holding one of them."""
-    if path.is_dir():
-        path = path / CONDITION_FILE if (path / CONDITION_FILE).exists() else path / "results.json"
-    if not path.exists():
-        raise ConfigError(f"missing evaluation results: {path}")
-    data = read_json(path)
-    return data["results"] if "results" in data else [data]
+def forest_plot(path: Path, rows: list[str], others: list[str], statistics: dict, row_label: str = "target") -> None:
+    """Δ vs `none` (×100) with its 95 % interval per condition, one panel per row (target tasks, then the XTREME
+    average); filled markers where the adjusted p-value is below α."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(rows), 1, figsize=(6.4, 0.9 + (0.32 * len(others) + 0.5) * len(rows)), squeeze=False,
+                             sharex=True)
+    for ax, row in zip(axes[:, 0], rows):
+        entries = [statistics[row][c] for c in others]
+        deltas = [100 * e["delta"] for e in entries]
+        lows = [100 * (e["delta"] - e["delta_ci95"][0]) for e in entries]
+        highs = [100 * (e["delta_ci95"][1] - e["delta"]) for e in entries]
+        y = list(range(len(others)))[::-1]
+        for yi, d, lo, hi, e in zip(y, deltas, lows, highs, entries):
+            colour = "tab:blue" if d >= 0 else "tab:red"
+            ax.errorbar([d], [yi], xerr=[[lo], [hi]], fmt="o", color=colour, capsize=3,
+                        markerfacecolor=colour if e["significant"] else "white")
+        ax.axvline(0, color="grey", linewidth=0.8, linestyle="--")
+        ax.set_yticks(y, others, fontsize=8)
+        ax.set_ylim(-0.7, len(others) - 0.3)
+        ax.set_title(row, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("Δ vs none (points ×100), 95 % CI; filled: significant after correction", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
-def load_results(result_files: list[str | Path]) -> list[dict]:
-    """Every result in results.json / condition.json files (or folders holding them)."""
-    return [r for f in result_files for r in _read_results(Path(f))]
+def mean_std(entry: dict) -> str:
+    """`61.2 ± 1.3` over seeds; one seed has no std and shows the mean alone (never ± 0.0)."""
+    if entry.get("std") is None:
+        return pct(entry["mean"])
+    return f"{pct(entry['mean'])} ± {100 * entry['std']:.1f}"
 
 
-def _named_inputs(read: list[tuple[Path, list[dict]]], key, prefix: str) -> dict[str, Path]:
-    """Lineage input names for results files: `<prefix>[<task or condition>]`, numbered if two share a name."""
-    named: dict[str, Path] = {}
-    for i, (path, rs) in enumerate(read):
-        name = f"{prefix}[{'+'.join(sorted({key(r) for r in rs}))}]"
-        named[name if name not in named else f"{name}#{i}"] = path
-    return named
+def delta_text(entry: dict) -> str:
+    return f"{100 * entry['delta']:+.1f}" + (SIGNIFICANT if entry.get("significant") else "")
 
 
-def gather_condition(result_files: list[str | Path], out_dir: str | Path) -> dict:
-    """One condition's zero-shot results over all its target tasks, in one folder (the pipeline's per-condition
-    fan-in; KFP cannot collect artifacts across two nested loops at once)."""
-    provenance = Provenance("gather")
-    read = [(Path(f), _read_results(Path(f))) for f in result_files]
-    results = [r for _, rs in read for r in rs]
-    if not results:
-        raise ConfigError("no evaluation results to gather")
-    conditions = {r["condition"] for r in results}
-    if len(conditions) != 1:
-        raise ConfigError(f"results of different conditions {sorted(map(str, conditions))} in one gather step")
-    tasks = [r["task"] for r in results]
-    repeated = sorted({t for t in tasks if tasks.count(t) > 1})
-    if repeated:
-        raise ConfigError(f"two results for target task(s) {', '.join(repeated)} under condition {results[0]['condition']!r}")
-    data = {"condition": results[0]["condition"], "results": sorted(results, key=lambda r: r["task"])}
-    provenance.inputs = _named_inputs(read, lambda r: r["task"], "results")
-    provenance.params = {"condition": data["condition"], "targets": [r["task"] for r in data["results"]]}
-    with atomic_dir(out_dir) as tmp:
-        write_json(tmp / CONDITION_FILE, data)
-        provenance.record(tmp)
-    return data
+def _method_text(summary: dict) -> str:
+    method = summary["statistics"]["method"]
+    n = len(summary["seeds"])
+    seeds = (f"{n} seeds ({', '.join(map(str, summary['seeds']))}): cells show mean ± std over seeds" if n > 1 else
+             f"1 seed ({summary['seeds'][0]}): no std, and intervals cover test-set sampling only, not restarts")
+    if not method.get("test"):
+        return f"{seeds}. {method.get('note', '')}"
+    correction = {"holm": "Holm", "bh": "Benjamini–Hochberg"}[method["correction"]]
+    test = ("paired bootstrap" if method["test"] == "bootstrap" else "paired permutation test")
+    over = "test examples and seeds" if method.get("resample_seeds") and n > 1 else "test examples"
+    return (f"{seeds}. Δ vs `none`: {test} over {over} ({method['n_resamples']} resamples), two-sided, "
+            f"{correction}-adjusted across {method['family']}; {SIGNIFICANT} marks adjusted p < {method['alpha']}. "
+            f"95 % intervals: Student's t over seeds (≥ 2 seeds) or a percentile bootstrap over examples.")
 
 
-def summarize(results: list[dict]) -> dict:
-    """The target × condition grid of zero-shot results: per-language scores, task averages, the XTREME average,
-    deltas vs `none` and the best intermediate per target (what summary.json holds)."""
-    grid: dict[str, dict[str, dict]] = {}
-    for r in results:
-        cell = grid.setdefault(r["task"], {})
-        if r["condition"] in cell:
-            raise ConfigError(f"two results for target task {r['task']!r} and condition {r['condition']!r}")
-        cell[r["condition"]] = r
-    targets = sorted(grid)
-    conditions = _ordered_conditions(sorted({c for cells in grid.values() for c in cells}))
-    for task in targets:
-        missing = [c for c in conditions if c not in grid[task]]
-        if missing:
-            raise ConfigError(f"target task {task!r} has no results for condition(s) {', '.join(missing)}")
-        languages = list(grid[task][conditions[0]]["scores"])
-        for c in conditions:
-            if list(grid[task][c]["scores"]) != languages:
-                raise ConfigError(f"{task}: condition {c!r} was evaluated on {list(grid[task][c]['scores'])}, "
-                                  f"others on {languages}")
-    scores = {t: {c: grid[t][c]["scores"] for c in conditions} for t in targets}
-    metric = {t: grid[t][conditions[0]]["metric"] for t in targets}
-    task_average = {t: {c: float(np.mean(list(scores[t][c].values()))) for c in conditions} for t in targets}
-    overall = {c: xtreme_average({t: scores[t][c] for t in targets}) for c in conditions}
-    summary = {"targets": targets, "conditions": conditions, "metric": metric, "scores": scores,
-               "task_average": task_average, "xtreme_average": overall,
-               "providers": sorted({str(r.get("provider")) for r in results}),
-               "details": {t: {c: grid[t][c].get("details", {}) for c in conditions} for t in targets}}
+def _verdicts(summary: dict) -> list[str]:
+    """One line per target and for the XTREME average: the best intermediate where its gain is significant,
+    otherwise that no condition differs from `none`."""
+    statistics, conditions = summary["statistics"], summary["conditions"]
     others = [c for c in conditions if c != BASELINE]
-    has_baseline = BASELINE in conditions
-    if has_baseline:
-        summary["delta_vs_none"] = {t: {c: {lang: scores[t][c][lang] - scores[t][BASELINE][lang] for lang in scores[t][c]}
-                                        | {"average": task_average[t][c] - task_average[t][BASELINE]} for c in others}
-                                    for t in targets}
-        summary["xtreme_delta_vs_none"] = {c: overall[c] - overall[BASELINE] for c in others}
-    best = {}
-    for t in targets:
-        if others:
-            c = max(others, key=lambda c: task_average[t][c])
-            best[t] = {"condition": c, "score": task_average[t][c],
-                       "gain": task_average[t][c] - task_average[t][BASELINE] if has_baseline else None}
-    summary["best_intermediate"] = best
-    return summary
+    if BASELINE not in conditions or not others:
+        return []
+    lines = []
+    rows = [(t, statistics["task_average"][t]) for t in summary["targets"]] + [("XTREME average",
+                                                                               statistics["xtreme_average"])]
+    for name, per_condition in rows:
+        top = max(others, key=lambda c: per_condition[c]["mean"])
+        entry = per_condition[top]
+        interval = f"95 % CI [{100 * entry['delta_ci95'][0]:+.1f}, {100 * entry['delta_ci95'][1]:+.1f}]"
+        p = f"p_adj = {entry['p_adjusted']:.3g}"
+        if entry["significant"] and entry["delta"] > 0:
+            lines.append(f"- **{name}**: best intermediate **{top}** ({mean_std(entry)}, {100 * entry['delta']:+.1f} "
+                         f"vs `none`, {interval}, {p})")
+        else:
+            winners = [c for c in others if per_condition[c]["significant"] and per_condition[c]["delta"] > 0]
+            losers = [c for c in others if per_condition[c]["significant"] and per_condition[c]["delta"] < 0]
+            worse = f"; significantly worse: {', '.join(losers)}" if losers else ""
+            if not winners:
+                lines.append(f"- **{name}**: no condition differs significantly from `none` "
+                             f"({mean_std(per_condition[BASELINE])}); highest **{top}** ({100 * entry['delta']:+.1f}, "
+                             f"{interval}, {p}){worse}")
+    return lines
+
+
+def _significance_rows(summary: dict) -> list[list[str]]:
+    statistics = summary["statistics"]
+    others = [c for c in summary["conditions"] if c != BASELINE]
+    rows = []
+    for name, per_condition in ([(t, statistics["task_average"][t]) for t in summary["targets"]]
+                                + [(XTREME, statistics["xtreme_average"])]):
+        for c in others:
+            e = per_condition[c]
+            rows.append([name, c, delta_text(e), f"[{100 * e['delta_ci95'][0]:+.1f}, {100 * e['delta_ci95'][1]:+.1f}]",
+                         f"{e['p_value']:.3g}", f"{e['p_adjusted']:.3g}", "yes" if e["significant"] else "no"])
+    return rows
+
+
+def copy_predictions(read: list[tuple[Path, list[dict]]], root: Path) -> None:
+    """Every cell's per-example predictions into root/predictions/<condition>/seed-<seed>/<task>/."""
+    from xstilts.evaluate.predictions import FOLDER
+    from xstilts.evaluate.summary import _link_or_copy
+
+    for _, results in read:
+        for r in results:
+            if r.get("predictions_dir"):
+                dest = root / FOLDER / str(r["condition"]) / seed_folder(r.get("seed")) / r["task"]
+                shutil.copytree(r["predictions_dir"], dest, copy_function=_link_or_copy)
 
 
 def build_report(result_files: list[str | Path], out_dir: str | Path, html_path: str | Path | None = None,
                  md_path: str | Path | None = None, decision: str | Path | None = None) -> dict:
-    """Read zero-shot results (results.json / condition.json files or folders holding them) and write
-    out_dir/{summary.json, report.md, report.html, grid.png, heatmap-<task>.png}. Returns the summary."""
+    """Read zero-shot results (results.json / gathered.json files or folders holding them) and their per-example
+    predictions, and write out_dir/{summary.json, report.md, report.html, grid.png, forest.png, heatmap-<task>.png,
+    predictions/}. Returns the summary."""
     provenance = Provenance("report")
-    read = [(Path(f), _read_results(Path(f))) for f in result_files]
+    read = [(Path(f), read_results(Path(f))) for f in result_files]
     results = [r for _, rs in read for r in rs]
-    provenance.inputs = _named_inputs(read, lambda r: str(r["condition"]), "condition")
+    provenance.inputs = named_inputs(read, lambda r: str(r["condition"]), "condition")
     if not results:
         raise ConfigError("no evaluation results to report")
     summary = summarize(results)
     targets, conditions, metric = summary["targets"], summary["conditions"], summary["metric"]
+    statistics = summary["statistics"]
     scores, task_average, overall = summary["scores"], summary["task_average"], summary["xtreme_average"]
     best = summary["best_intermediate"]
     others = [c for c in conditions if c != BASELINE]
-    has_baseline = BASELINE in conditions
+    tested = BASELINE in conditions and bool(others)
 
-    # Task × condition table: XTREME-style scores (×100), Δ vs none, the XTREME average last.
-    headers = ["target task", "metric"] + conditions + [f"Δ {c}" for c in others if has_baseline] + ["best intermediate"]
+    # Task × condition table: mean ± std over seeds (×100), Δ vs none (* significant), the XTREME average last.
+    headers = ["target task", "metric"] + conditions + [f"Δ {c}" for c in others if tested] + ["best intermediate"]
     rows, classes = [], []
     for t in targets + [XTREME]:
-        values = [overall[c] if t == XTREME else task_average[t][c] for c in conditions]
-        deltas = ([summary["xtreme_delta_vs_none"][c] if t == XTREME else summary["delta_vs_none"][t][c]["average"]
-                   for c in others] if has_baseline else [])
+        per_condition = statistics["xtreme_average"] if t == XTREME else statistics["task_average"][t]
+        deltas = [per_condition[c] for c in others] if tested else []
         if t == XTREME:
-            top = max(others, key=lambda c: overall[c]) if others else ""
+            winners = [c for c in others if tested and per_condition[c]["significant"] and per_condition[c]["delta"] > 0]
+            top = max(winners, key=lambda c: per_condition[c]["mean"]) if winners else ("—" if tested else "")
         else:
-            top = best[t]["condition"] if t in best else ""
-        rows.append([t, "" if t == XTREME else metric[t]] + [pct(v) for v in values]
-                    + [f"{100 * d:+.1f}" for d in deltas] + [top])
-        classes.append([""] * (2 + len(values)) + ["pos" if d > 0 else "neg" if d < 0 else "" for d in deltas] + [""])
-    verdicts = []
-    for t in targets:
-        if t in best and has_baseline:
-            b = best[t]
-            verdicts.append(f"- **{t}**: best intermediate **{b['condition']}** ({pct(b['score'])}, "
-                            f"{100 * b['gain']:+.1f} vs `none`)" if b["gain"] > 0 else
-                            f"- **{t}**: no intermediate task beats `none` ({pct(task_average[t][BASELINE])}); "
-                            f"closest **{b['condition']}** ({100 * b['gain']:+.1f})")
-    if has_baseline and others:
-        top = max(others, key=lambda c: overall[c])
-        gain = summary["xtreme_delta_vs_none"][top]
-        verdicts.append(f"- **XTREME average**: best **{top}** ({pct(overall[top])}, {100 * gain:+.1f} vs `none` "
-                        f"{pct(overall[BASELINE])})" if gain > 0 else
-                        f"- **XTREME average**: no condition beats `none` ({pct(overall[BASELINE])}); closest "
-                        f"**{top}** ({100 * gain:+.1f})")
+            top = (best[t]["condition"] or "—") if t in best and tested else ""
+        rows.append([t, "" if t == XTREME else metric[t]] + [mean_std(per_condition[c]) for c in conditions]
+                    + [delta_text(e) for e in deltas] + [top])
+        classes.append([""] * (2 + len(conditions)) + ["pos" if e["delta"] > 0 else "neg" if e["delta"] < 0 else ""
+                                                       for e in deltas] + [""])
+    verdicts = _verdicts(summary) if tested else []
+    method = _method_text(summary)
+    sig_headers = ["target", "condition", "Δ vs none", "95 % CI of Δ", "p", "p adjusted", "significant"]
+    sig_rows = _significance_rows(summary) if tested else []
     per_task_md, per_task_html = [], []
     with atomic_dir(out_dir) as tmp:
+        grid_marks = ({c: {t: statistics["task_average"][t][c]["significant"] for t in targets}
+                       | {XTREME: statistics["xtreme_average"][c]["significant"]} for c in others} if tested else None)
         heatmap(tmp / "grid.png", targets + [XTREME], conditions,
                 {c: {t: task_average[t][c] for t in targets} | {XTREME: overall[c]} for c in conditions},
-                "score, mean over languages", "all targets —", row_label="target task")
+                "score, mean over languages", "all targets —", row_label="target task", significant=grid_marks)
+        if tested:
+            forest_plot(tmp / "forest.png", targets + [XTREME], others,
+                        {**{t: statistics["task_average"][t] for t in targets}, XTREME: statistics["xtreme_average"]})
         for t in targets:
             languages = list(scores[t][conditions[0]])
-            heatmap(tmp / f"heatmap-{t}.png", languages, conditions, {c: scores[t][c] for c in conditions}, metric[t], t)
-            lang_headers = ["language"] + conditions + ([f"Δ {c}" for c in others] if has_baseline else [])
-            lang_rows = [[lang] + [pct(scores[t][c][lang]) for c in conditions]
-                         + ([f"{100 * summary['delta_vs_none'][t][c][lang]:+.1f}" for c in others] if has_baseline else [])
+            cells = statistics["cells"][t]
+            marks = {c: {lang: cells[c][lang]["significant"] for lang in languages} for c in others} if tested else None
+            heatmap(tmp / f"heatmap-{t}.png", languages, conditions, {c: scores[t][c] for c in conditions}, metric[t], t,
+                    significant=marks)
+            lang_headers = ["language"] + conditions + ([f"Δ {c}" for c in others] if tested else [])
+            lang_rows = [[lang] + [mean_std(cells[c][lang]) for c in conditions]
+                         + ([delta_text(cells[c][lang]) for c in others] if tested else [])
                          for lang in languages]
             per_task_md.append(f"### {t} ({metric[t]})\n\n" + markdown_table(lang_headers, lang_rows)
                                + f"\n![{t} heatmap](heatmap-{t}.png)\n")
@@ -233,21 +247,29 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
             summary["promotion"] = read_json(decision / "decisions.json")
             gate_md = (decision / "decision.md").read_text(encoding="utf-8")
             provenance.inputs["promotion"] = decision
+        copy_predictions(read, tmp)
         write_json(tmp / "summary.json", summary)
         intro = ("Each condition is an English intermediate task (or a `+`-joined multi-task set) trained before the "
                  "English target task; `none` is the baseline. Scores are zero-shot, ×100: each target task's mean "
                  "over its languages, and the XTREME average over tasks.")
+        significance_md = ("## Significance\n\n" + markdown_table(sig_headers, sig_rows)
+                           + "\n![forest plot](forest.png)\n\n" if tested else "")
         atomic_write_text(tmp / "report.md", "# Zero-shot cross-lingual transfer: intermediate tasks × target tasks\n\n"
-                          f"{intro}\n\n" + "\n".join(verdicts) + "\n\n" + markdown_table(headers, rows)
-                          + "\n![grid](grid.png)\n\n" + (f"## Promotion gate\n\n{gate_md}\n" if gate_md else "")
+                          f"{intro}\n\n{method}\n\n" + "\n".join(verdicts) + "\n\n" + markdown_table(headers, rows)
+                          + "\n![grid](grid.png)\n\n" + significance_md
+                          + (f"## Promotion gate\n\n{gate_md}\n" if gate_md else "")
                           + "## Per target task\n\n" + "\n".join(per_task_md))
-        body = (f"<p>{esc(intro.replace('`', ''))}</p><ul>"
+        significance_html = ("<h2>Significance</h2>" + html_table(sig_headers, sig_rows)
+                             + html_image(tmp / "forest.png", "forest plot: Δ vs none with 95 % intervals")
+                             if tested else "")
+        body = (f"<p>{esc(intro.replace('`', ''))}</p><p>{esc(method.replace('`', ''))}</p><ul>"
                 + "".join(f"<li>{esc(v[2:].replace('**', '').replace('`', ''))}</li>" for v in verdicts) + "</ul>"
                 + html_table(headers, rows, classes) + html_image(tmp / "grid.png", "task × condition heatmap")
+                + significance_html
                 + (f"<h2>Promotion gate</h2>{markdown_html(gate_md)}" if gate_md else "")
                 + "<h2>Per target task</h2>" + "".join(per_task_html))
         atomic_write_text(tmp / "report.html", html_page("xstilts report — intermediate × target tasks", body))
-        provenance.params = {"targets": targets, "conditions": conditions}
+        provenance.params = {"targets": targets, "conditions": conditions, "seeds": summary["seeds"]}
         provenance.record(tmp)
     for src, dest in (("report.html", html_path), ("report.md", md_path)):
         if dest:  # KFP's HTML/Markdown artifacts are single files beside the report directory

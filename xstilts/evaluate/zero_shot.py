@@ -71,7 +71,8 @@ def code_generation_eval(onnx_dir: Path, dataset_dir: str | Path, out_dir: str |
             counts[lang] = len(rows)
         average = float(np.mean(list(scores.values())))
         metric = f"pass@{settings['k'][0]}"
-        results = {"task": task.name, "kind": task.kind, "condition": condition, "metric": metric,
+        results = {"task": task.name, "kind": task.kind, "condition": condition, "seed": meta.get("seed"),
+                   "metric": metric,
                    "provider": generated["provider"], "scores": scores, "details": details, "average": average,
                    "examples": counts, "eval_seconds": round(time.perf_counter() - started, 3),
                    "generation": {k: generated[k] for k in ("samples", "stopped", "generated_tokens",
@@ -149,7 +150,8 @@ def zero_shot_eval(onnx_dir: str | Path, dataset_dir: str | Path, out_dir: str |
         position.advance()
     seconds = time.perf_counter() - started
     average = float(np.mean(list(scores.values())))
-    results = {"task": task.name, "kind": task.kind, "condition": condition, "metric": task.metric, "provider": provider,
+    results = {"task": task.name, "kind": task.kind, "condition": condition, "seed": meta.get("seed"),
+               "metric": task.metric, "provider": provider,
                "scores": scores, "details": details, "average": average, "examples": counts,
                "eval_seconds": round(seconds, 3)}
     parts = sorted({k for d in details.values() for k in d})

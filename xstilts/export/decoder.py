@@ -134,6 +134,7 @@ def export_causal_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: fl
         }
         parity.require_parity(model_dir, max_diff, tolerance, f"steps {shapes}")
         meta = {"task": task, "kind": GENERATION, "labels": [], "condition": info.get("condition"),
+                "seed": info.get("seed"),
                 "settings": info.get("settings") or {"max_length": max_positions}, "outputs": outputs,
                 "architecture": ARCHITECTURE,
                 "decoder": {"inputs": inputs, "layers": layers, "kv_heads": kv_heads, "head_dim": head_dim,

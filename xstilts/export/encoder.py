@@ -71,7 +71,7 @@ def exportable(model_dir: str | Path, retrieval_layer: int = 0) -> tuple[torch.n
         module = HeadModule(model, task_name).eval()
         meta = {"task": task_name, "kind": heads[task_name]["kind"], "labels": heads[task_name]["labels"]}
     settings = info.get("settings") or {"max_length": 512}
-    meta.update(condition=info.get("condition"), settings=settings, outputs=list(OUTPUTS[meta["kind"]]))
+    meta.update(condition=info.get("condition"), seed=info.get("seed"), settings=settings, outputs=list(OUTPUTS[meta["kind"]]))
     return module.float(), tokenizer, meta
 
 

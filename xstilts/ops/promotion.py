@@ -16,7 +16,10 @@ stage events by their #N counter rather than by second-resolution tag timestamps
 Each tag message is JSON carrying the candidate's score and provenance (summary path, md5 of summary.json, target,
 condition), so a later gate reads the current prod score from the tags alone, without the old files.
 
-The gate: promote iff `candidate >= prod - tolerance` (absolute, in score fractions); no current prod → promote.
+The gate: promote iff the lower end of the candidate's 95 % interval (summary.json's statistics: Student's t over
+seeds, or a bootstrap over test examples with one seed) is ≥ `prod - tolerance` (absolute, in score fractions): the
+candidate is not worse than prod beyond the tolerance, with 95 % confidence (non-inferiority). A summary without
+intervals (an older format) falls back to the point estimate. No current prod → promote.
 Either way a new version is registered; `prod` is assigned only when the gate passes. A decision record is written
 as JSON plus a Markdown snippet for the report.
 """
@@ -101,7 +104,22 @@ def load_candidate(summary: str | Path, target: str | None = None, condition: st
                              f"{', '.join(sorted(scores))}")
     metric = data.get("metric", {}).get(target) if target and isinstance(data.get("metric"), dict) else None
     return {"score": scores[condition], "target": target, "condition": condition, "metric": metric,
-            "summary": str(path.resolve()), "summary_md5": _md5(path)}
+            **_interval(data, path, target, condition), "summary": str(path.resolve()), "summary_md5": _md5(path)}
+
+
+def _interval(data: dict, path: Path, target: str | None, condition: str) -> dict:
+    """The candidate score's 95 % interval from summary.json's statistics (format 2), or {} for an older summary."""
+    statistics = data.get("statistics")
+    if not isinstance(statistics, dict):
+        return {}
+    table = statistics.get("xtreme_average") if target is None else statistics.get("task_average", {}).get(target)
+    entry = table.get(condition) if isinstance(table, dict) else None
+    ci = entry.get("ci95") if isinstance(entry, dict) else None
+    if not (isinstance(ci, list) and len(ci) == 2):
+        raise PromotionError(f"summary {path}: statistics without a ci95 for "
+                             f"{'the XTREME average' if target is None else target} × {condition}")
+    low, high = (_score(v, f"summary {path}: ci95 of {condition}") for v in ci)
+    return {"ci95": [low, high], "ci95_method": entry.get("ci95_method", ""), "n_seeds": entry.get("n_seeds")}
 
 
 # ---------------------------------------------------------------- registry (read)
@@ -248,8 +266,14 @@ def decision_markdown(d: dict) -> str:
               f"| prod before | {prod.get('version') or '—'} | {_fmt(prod.get('score'))} | "
               f"{prod.get('condition') or '—'} |", ""]
     delta = d.get("delta")
+    ci = cand.get("ci95")
+    gate = ("lower end of the candidate's 95 % CI ≥ prod − tolerance" if ci else "candidate ≥ prod − tolerance")
+    if ci:
+        lines.append(f"Candidate 95 % CI [{_fmt(ci[0])}, {_fmt(ci[1])}] ({cand.get('ci95_method') or 'see summary'}); "
+                     "prod's score is taken as fixed (the registry keeps scores, not predictions: `xstilts compare` "
+                     "pairs two runs example by example).")
     lines.append(f"Δ {'—' if delta is None else f'{100 * delta:+.2f}'} points · tolerance {100 * d['tolerance']:.2f} "
-                 f"points (gate: candidate ≥ prod − tolerance) · prod after: {d.get('prod_after') or '—'}"
+                 f"points (gate: {gate}) · prod after: {d.get('prod_after') or '—'}"
                  + (f" · summary md5 `{cand['summary_md5'][:8]}`" if cand.get("summary_md5") else ""))
     if d.get("tags"):
         lines.append("Tags: " + ", ".join(f"`{t}`" for t in d["tags"]))
@@ -311,12 +335,22 @@ def promote(repo: str | Path, summary: str | Path, *, target: str | None = None,
     if prod is None:
         passed, delta = True, None
         reason = f"no current {STAGE} version, so the first candidate is promoted"
+    elif "ci95" in cand:  # non-inferiority at 95 %: the interval's lower end must clear prod − tolerance
+        delta = cand["score"] - prod["score"]
+        low, high = cand["ci95"]
+        passed = low >= prod["score"] - tolerance - EPS
+        cmp = "≥" if passed else "<"
+        reason = (f"candidate {_fmt(cand['score'])}, 95 % CI [{_fmt(low)}, {_fmt(high)}]: its lower end {_fmt(low)} "
+                  f"{cmp} prod {prod['version']} {_fmt(prod['score'])} − tolerance {_fmt(tolerance)} "
+                  f"(Δ {100 * delta:+.2f} points, Δ interval [{100 * (low - prod['score']):+.2f}, "
+                  f"{100 * (high - prod['score']):+.2f}])")
     else:
         delta = cand["score"] - prod["score"]
         passed = cand["score"] >= prod["score"] - tolerance - EPS
         cmp = "≥" if passed else "<"
         reason = (f"candidate {_fmt(cand['score'])} {cmp} prod {prod['version']} {_fmt(prod['score'])} − tolerance "
-                  f"{_fmt(tolerance)} (Δ {100 * delta:+.2f} points)")
+                  f"{_fmt(tolerance)} (Δ {100 * delta:+.2f} points; an older summary without intervals: point "
+                  "estimate only)")
         if not passed:
             reason += f"; {new_version} is registered but {STAGE} stays on {prod['version']}"
     candidate = {**cand, "version": new_version, "commit": commit}
@@ -327,7 +361,8 @@ def promote(repo: str | Path, summary: str | Path, *, target: str | None = None,
                 "dry_run": dry_run, "tags": [], "warnings": warnings, "decided_at": _now()}
     if not dry_run:
         message = json.dumps({"schema": SCHEMA, **{k: candidate[k] for k in (
-            "score", "target", "condition", "metric", "summary", "summary_md5")}}, sort_keys=True)
+            "score", "target", "condition", "metric", "summary", "summary_md5") if k in candidate},
+            **({"ci95": candidate["ci95"]} if "ci95" in candidate else {})}, sort_keys=True)
         event = _gto(api.register, str(repo), artifact, commit, version=new_version, message=message)
         decision["tags"].append(getattr(event, "tag", f"{artifact}@{new_version}"))
         if passed:
@@ -435,7 +470,7 @@ def gate_run(result_files: list[str | Path], out_dir: str | Path, registry_repo:
     import tempfile
 
     from xstilts.provenance import Provenance
-    from xstilts.evaluate.report import load_results, summarize
+    from xstilts.evaluate.summary import load_results, summarize
 
     provenance = Provenance("promote", inputs={f"results[{i}]": f for i, f in enumerate(result_files)},
                             params={"registry_repo": registry_repo, "targets": list(targets or []),

@@ -80,7 +80,7 @@ def finetune(task_names: list[str], dataset_dir: str | Path, init: str, out_dir:
                     desc=name if condition in (None, name) else f"{name} (after {condition})")
     if not distributed.is_main():  # torchrun: rank 0 writes the model
         return metrics
-    info = {"condition": condition, "init": init if not init_path else "intermediate model",
+    info = {"condition": condition, "seed": config.seed, "init": init if not init_path else "intermediate model",
             "heads": {n: s for n, s in specs.items() if s["kind"] != RETRIEVAL},
             "settings": dataclasses.asdict(config.settings())}
     contrastive = {n: s for n, s in specs.items() if s["kind"] == RETRIEVAL}
@@ -92,23 +92,23 @@ def finetune(task_names: list[str], dataset_dir: str | Path, init: str, out_dir:
         else:
             save_model_dir(tmp, model.encoder.cpu(), tokenizer, model.cpu(), info)
         write_json(tmp / "training.json", {"tasks": [t.name for t in tasks], "condition": condition,
-                                           "config": dataclasses.asdict(config), **metrics})
+                                           "seed": config.seed, "config": dataclasses.asdict(config), **metrics})
         provenance.record(tmp)
     shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the output is the model now
     return metrics
 
 
 def pass_through(init: str, out_dir: str | Path, condition: str, init_revision: str | None = None,
-                 task: str | None = None, provenance: Provenance | None = None) -> None:
+                 task: str | None = None, provenance: Provenance | None = None, seed: int | None = None) -> None:
     """The `none` baseline (the pretrained encoder unchanged), or a retrieval target (the intermediate encoder,
-    evaluated without training)."""
+    evaluated without training). `seed`: the restart it belongs to (recorded, so each restart's model is its own)."""
     provenance = provenance or Provenance("pass-through", _model_inputs(init),
                                           {"init": str(init), "init_revision": init_revision, "condition": condition,
                                            "task": task})
     if not distributed.is_main():  # torchrun: rank 0 writes the model
         return
     init_path = _backbone_dir(init)
-    info = {"condition": condition, "heads": {}, "task": task}
+    info = {"condition": condition, "seed": seed, "heads": {}, "task": task}
     causal = is_causal(init, init_revision)  # a causal LM (`none` before a generation target) passes through as is
     if causal:
         lm, tokenizer = load_causal_lm(init, init_revision)
@@ -119,8 +119,8 @@ def pass_through(init: str, out_dir: str | Path, condition: str, init_revision: 
             save_causal_model_dir(tmp, lm, tokenizer, info)
         else:
             save_model_dir(tmp, encoder, tokenizer, info=info)
-        write_json(tmp / "training.json", {"tasks": [task] if task else [], "condition": condition, "init": init,
-                                           "steps": 0})
+        write_json(tmp / "training.json", {"tasks": [task] if task else [], "condition": condition, "seed": seed,
+                                           "init": init, "steps": 0})
         provenance.record(tmp)
 
 
@@ -143,8 +143,8 @@ def intermediate_finetune(condition: str, dataset_dir: str | Path, model_name: s
                             {"condition": condition, "model_name": model_name, "model_revision": model_revision,
                              "train": dataclasses.asdict(config) if tasks else None})
     if not tasks:
-        pass_through(model_name, out_dir, BASELINE, model_revision, provenance=provenance)
-        return {"condition": BASELINE, "steps": 0, "skipped": True}
+        pass_through(model_name, out_dir, BASELINE, model_revision, provenance=provenance, seed=config.seed)
+        return {"condition": BASELINE, "seed": config.seed, "steps": 0, "skipped": True}
     return finetune([t.name for t in tasks], dataset_dir, model_name, out_dir, config, model_revision, condition=condition,
                     provenance=provenance)
 
@@ -155,17 +155,21 @@ def target_finetune(task_name: str, dataset_dir: str | Path, intermediate_model:
     are not trained: the intermediate encoder passes through to evaluation."""
     if not (Path(intermediate_model) / "encoder" / "config.json").exists() and lm_dir(intermediate_model) is None:
         raise ConfigError(f"{intermediate_model} is not a model directory (no encoder/config.json or lm/config.json)")
+    trained = (read_json(Path(intermediate_model) / "training.json")
+               if (Path(intermediate_model) / "training.json").exists() else {})
     if condition is None:
-        condition = (read_json(Path(intermediate_model) / "training.json").get("condition")
-                     if (Path(intermediate_model) / "training.json").exists() else None)
+        condition = trained.get("condition")
+    if trained.get("seed") is not None:  # one restart: the target model trains with its intermediate model's seed
+        config = dataclasses.replace(config, seed=int(trained["seed"]))
     task = get_task(task_name)
     provenance = Provenance("target", {"dataset": dataset_dir, "intermediate_model": intermediate_model},
                             {"task": task.name, "condition": condition, "trained": task.trains,
                              "train": dataclasses.asdict(config) if task.trains else None})
     if not task.trains:
-        pass_through(str(intermediate_model), out_dir, condition, task=task.name, provenance=provenance)
-        return {"task": task.name, "condition": condition, "steps": 0, "skipped": True}
-    return {"task": task.name, "condition": condition,
+        pass_through(str(intermediate_model), out_dir, condition, task=task.name, provenance=provenance,
+                     seed=trained.get("seed"))
+        return {"task": task.name, "condition": condition, "seed": trained.get("seed"), "steps": 0, "skipped": True}
+    return {"task": task.name, "condition": condition, "seed": config.seed,
             **finetune([task_name], dataset_dir, str(intermediate_model), out_dir, config, condition=condition,
                        provenance=provenance)}
 
