@@ -37,11 +37,18 @@ def test_dag_shape_and_gpu_settings():
     assert root["validate-data"]["cachingOptions"]["enableCache"]
     assert root["report"]["inputs"]["artifacts"]["decision"]["taskOutputArtifact"]["producerTask"] == "promotion-gate"
     assert root["for-loop-1"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--conditions"
-    # Per condition: one intermediate model, reused by every target task of the inner loop, then one gather.
-    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
-    assert set(loop) == {"intermediate-finetune", "for-loop-2", "gather-results"}
-    assert loop["for-loop-2"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--target_tasks"
-    inner = spec["components"]["comp-for-loop-2"]["dag"]["tasks"]
+    # Per condition: a loop over the seeds (restarts), then a gather of its seeds.
+    conditions = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
+    assert set(conditions) == {"for-loop-2", "gather-results-2"}
+    assert conditions["for-loop-2"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--seeds"
+    # Per condition × seed: one intermediate model (trained with that seed), reused by every target task of the inner
+    # loop, then one gather.
+    loop = spec["components"]["comp-for-loop-2"]["dag"]["tasks"]
+    assert set(loop) == {"intermediate-finetune", "for-loop-3", "gather-results"}
+    assert loop["intermediate-finetune"]["inputs"]["parameters"]["seed"]["componentInputParameter"] == \
+        "pipelinechannel--seeds-loop-item"
+    assert loop["for-loop-3"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--target_tasks"
+    inner = spec["components"]["comp-for-loop-3"]["dag"]["tasks"]
     assert set(inner) == {"target-finetune", "export-onnx", "zero-shot-eval"}
     assert (inner["target-finetune"]["inputs"]["artifacts"]["intermediate_model"]["componentInputArtifact"]
             == "pipelinechannel--intermediate-finetune-model")
@@ -79,6 +86,7 @@ def test_cluster_defaults_are_the_xtreme_grid_preset():
     assert params["target_tasks"]["defaultValue"] == XTREME_GRID["target_tasks"]
     assert params["conditions"]["defaultValue"] == XTREME_GRID["conditions"]
     assert len(params["conditions"]["defaultValue"]) == 11 and len(params["target_tasks"]["defaultValue"]) == 9
+    assert params["seeds"]["defaultValue"] == [1, 2, 3]
     assert params["data"]["defaultValue"] == "hf" and params["retrieval_layer"]["defaultValue"] == 0
 
 
@@ -101,14 +109,14 @@ def test_multi_gpu_pods_and_multi_node_trainjobs(tmp_path):
 
     spec, platform = load_docs(compile_pipeline(tmp_path / "nodes.yaml", cluster=ClusterSettings(gpus=8, num_nodes=3),
                                                 image="registry.example/xstilts:dev"))
-    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
-    assert set(loop) == {"trainjob-launcher", "for-loop-2", "gather-results"}
+    loop = spec["components"]["comp-for-loop-2"]["dag"]["tasks"]
+    assert set(loop) == {"trainjob-launcher", "for-loop-3", "gather-results"}
     inputs = loop["trainjob-launcher"]["inputs"]["parameters"]
     assert inputs["num_nodes"]["runtimeValue"]["constant"] == 3
     assert inputs["gpus_per_node"]["runtimeValue"]["constant"] == 8
     assert inputs["image"]["runtimeValue"]["constant"] == "registry.example/xstilts:dev"
     assert inputs["shared_pvc"]["runtimeValue"]["constant"] == "xstilts-model-cache"
-    inner = spec["components"]["comp-for-loop-2"]["dag"]["tasks"]
+    inner = spec["components"]["comp-for-loop-3"]["dag"]["tasks"]
     assert (inner["target-finetune"]["inputs"]["artifacts"]["intermediate_model"]["componentInputArtifact"]
             == "pipelinechannel--trainjob-launcher-model")
     launcher = spec["deploymentSpec"]["executors"]["exec-trainjob-launcher"]["container"]

@@ -195,3 +195,17 @@ def test_seeds_parameter_and_presets():
         load_params(overrides={"seeds": [1, 1]})
     with pytest.raises(ConfigError, match="seeds: list should have at least 1 item"):
         load_params(overrides={"seeds": []})
+
+
+def test_readme_worked_example():
+    from xstilts.evaluate import statistics as st
+
+    none = {1: [1, 1, 1, 1, 1, 0, 0, 0], 2: [1, 1, 1, 1, 0, 0, 0, 0], 3: [1, 1, 1, 1, 1, 0, 0, 0]}
+    mnli = {1: [1, 1, 1, 1, 1, 1, 0, 0], 2: [1, 1, 1, 1, 1, 1, 0, 0], 3: [1, 1, 1, 1, 1, 1, 1, 0]}
+    rounded = lambda values: [round(100 * v, 1) for v in values]  # noqa: E731
+    a, b = st.seed_summary(none), st.seed_summary(mnli)
+    assert rounded([a["mean"], a["std"], *a["ci95"]]) == [58.3, 7.2, 40.4, 76.3]
+    assert rounded([b["mean"], b["std"], *b["ci95"]]) == [79.2, 7.2, 61.2, 97.1]
+    test = st.paired_test(none, mnli)
+    assert rounded([test["delta"], *test["delta_ci95"]]) == [20.8, 0.0, 50.0] and round(test["p_value"], 3) == 0.154
+    assert round(st.paired_test(none, mnli, method="permutation")["p_value"], 3) == 0.251

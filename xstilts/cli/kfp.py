@@ -62,6 +62,10 @@ def run(
 
     values = load_run_params(params, overrides, preset)
     report_dir = run_local(values, workdir, cache=not no_cache, view="verbose" if verbose else None)
+    from xstilts.evaluate.report import headline
+    from xstilts.io import read_json
+
+    print("\n".join(headline(read_json(report_dir / "summary.json"))))
     print(f"report: {report_dir / 'report.html'}")
 
 

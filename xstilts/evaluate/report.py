@@ -124,6 +124,23 @@ def _method_text(summary: dict) -> str:
             f"95 % intervals: Student's t over seeds (≥ 2 seeds) or a percentile bootstrap over examples.")
 
 
+def headline(summary: dict) -> list[str]:
+    """A few plain lines for the end of a run: the seeds and, per condition, its XTREME average (mean ± std) and its
+    Δ vs `none` with the 95 % interval and adjusted p (`*` significant)."""
+    seeds = summary["seeds"]
+    lines = [f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))}); XTREME average ×100"
+             + (", Δ vs none with 95 % CI and Holm-adjusted p:" if BASELINE in summary["conditions"] else ":")]
+    width = max(len(c) for c in summary["conditions"])
+    for c in summary["conditions"]:
+        e = summary["statistics"]["xtreme_average"][c]
+        line = f"  {c:<{width}}  {mean_std(e):>11}"
+        if "delta" in e:
+            line += (f"  Δ {delta_text(e):<7} [{100 * e['delta_ci95'][0]:+.1f}, {100 * e['delta_ci95'][1]:+.1f}]"
+                     f"  p_adj {e['p_adjusted']:.3g}")
+        lines.append(line)
+    return lines
+
+
 def _verdicts(summary: dict) -> list[str]:
     """One line per target and for the XTREME average: the best intermediate where its gain is significant,
     otherwise that no condition differs from `none`."""
