@@ -1,6 +1,7 @@
 """The live view of a local run (pipelines/liveview.py): the plan of steps, events read from step output, the run's
 state, the plain lines, the live screen and the failure report, from recorded step output (no pipeline runs)."""
 
+import collections
 import io
 
 import pytest
@@ -75,6 +76,109 @@ def test_a_seed_loop_is_one_more_level_of_scope():
                  (2, "seed 2", ["gather"]), (3, "xnli", ["train"]), (3, "panx", ["train"])]
     assert labels == condition + [(1, "mnli", []), *condition[1:]]
     assert liveview.item_label("pipelinechannel--seeds", 2) == "seed 2"
+
+
+ITEM = "inputs.parameter_values['pipelinechannel--target_tasks-loop-item']"
+
+
+@pytest.mark.parametrize("condition, values, holds", [
+    (f"{ITEM} == 'tatoeba'", {"pipelinechannel--target_tasks-loop-item": "tatoeba"}, True),
+    (f"!({ITEM} == 'bucc18') && {ITEM} == 'tatoeba'", {"pipelinechannel--target_tasks-loop-item": "xnli"}, False),
+    (f"!({ITEM} == 'bucc18') && !({ITEM} == 'tatoeba')", {"pipelinechannel--target_tasks-loop-item": "xnli"}, True),
+    ("int(inputs.parameter_values['pipelinechannel--seeds-loop-item']) >= 2",
+     {"pipelinechannel--seeds-loop-item": 2.0}, True),  # a number from the spec's JSON defaults
+    ("double(inputs.parameter_values['n']) < 0.5", {"n": 1}, False),
+    ("inputs.parameter_values['confirm'] == true", {"confirm": True}, True),
+    ("inputs.parameter_values['a'] != inputs.parameter_values['b']", {"a": "x", "b": "x"}, False),
+    ("(inputs.parameter_values['a'] == 'x') || inputs.parameter_values['b'] == 'y'", {"a": "x"}, True),
+    # not known before the run (a task's output): None, unless the rest decides
+    (f"{ITEM} == 'tatoeba'", {}, None),
+    (f"!({ITEM} == 'bucc18') && inputs.parameter_values['pipelinechannel--flip-Output'] == 't'",
+     {"pipelinechannel--target_tasks-loop-item": "bucc18"}, False),
+    (f"!({ITEM} == 'xnli') && inputs.parameter_values['pipelinechannel--flip-Output'] == 't'",
+     {"pipelinechannel--target_tasks-loop-item": "bucc18"}, None),
+    # not the CEL kfp writes, or a comparison CEL refuses: None
+    ("size(inputs.parameter_values['a']) > 1", {"a": "xy"}, None),
+    ("inputs.parameter_values['a'] == 1", {"a": "1"}, None),
+    ("inputs.parameter_values['a'] == 'x' &&", {"a": "x"}, None),
+    ("", {}, True),
+])
+def test_evaluate_condition(condition, values, holds):
+    assert liveview.evaluate_condition(condition, {k: (k, v) for k, v in values.items()}) is holds
+
+
+def test_a_branch_is_planned_by_the_loop_items_of_any_level():
+    """If/Elif/Else on the items of an outer loop, deep inside nested loops (a seeds loop between conditions and
+    target tasks): the branch that runs for each item, whatever the loop item is called."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def step(condition: str, seed: int, target: str) -> str:
+        return condition
+
+    @dsl.pipeline(name="grid")
+    def grid(conditions: list = ["none"], seeds: list = [1], target_tasks: list = ["xnli"], extra: int = 0):
+        with dsl.ParallelFor(conditions) as condition:
+            with dsl.ParallelFor(seeds) as seed:
+                with dsl.ParallelFor(target_tasks) as target:
+                    with dsl.If(condition == "none"):
+                        step(condition=condition, seed=seed, target=target).set_display_name("copy")
+                    with dsl.Elif(target == "tatoeba"):
+                        step(condition=condition, seed=seed, target=target).set_display_name("embed")
+                    with dsl.Else():
+                        step(condition=condition, seed=seed, target=target).set_display_name("train")
+                    with dsl.If(extra == 1):  # a lone If on an int parameter
+                        step(condition=condition, seed=seed, target=target).set_display_name("extra")
+
+    values = {"conditions": ["none", "mnli"], "seeds": [1, 2, 3], "target_tasks": ["xnli", "tatoeba"], "extra": 0}
+    plan = liveview.plan_steps(grid.pipeline_spec, values)
+    labels = collections.Counter(s.label for s in plan)
+    assert labels == {"copy": 1 * 3 * 2, "embed": 1 * 3 * 1, "train": 1 * 3 * 1}
+    assert collections.Counter(s.label for s in liveview.plan_steps(grid.pipeline_spec, {**values, "extra": 1})) \
+        == {**labels, "extra": 2 * 3 * 2}
+    assert {tuple(item for _, item in s.scope) for s in plan if s.label == "embed"} == {
+        ("mnli", 1, "tatoeba"), ("mnli", 2, "tatoeba"), ("mnli", 3, "tatoeba")}
+    assert not any(s.alternatives for s in plan)
+
+
+def test_a_branch_known_only_at_run_time_is_planned_once(tmp_path):
+    """A condition on a task's output cannot be evaluated beforehand: the plan keeps one branch as a stand-in (never
+    every branch); when another branch starts instead, the stand-in's steps leave the view. A lone If is kept."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def flip() -> str:
+        return "heads"
+
+    @dsl.component(base_image="python:3.11")
+    def step(side: str) -> str:
+        return side
+
+    @dsl.pipeline(name="coin")
+    def coin(items: list = ["a", "b"]):
+        flipped = flip()
+        with dsl.ParallelFor(items):
+            with dsl.If(flipped.output == "heads"):
+                step(side="heads")
+            with dsl.Elif(flipped.output == "tails"):
+                step(side="tails")
+            with dsl.Else():
+                step(side="edge")
+            with dsl.If(flipped.output == "heads"):
+                step(side="lone")
+
+    plan = liveview.plan_steps(coin.pipeline_spec, {})
+    assert len(plan) == 1 + 2 * 2  # flip, then per item one of the three branches and the lone If
+    stand_ins = [s for s in plan if s.alternatives]
+    assert len(stand_ins) == 2 and all(len(s.alternatives) == 2 for s in stand_ins)
+    view = liveview.RunView(plan, tmp_path)
+    (loop,) = {s.loops[0][0] for s in stand_ins}
+    other = next(iter(stand_ins[1].alternatives))
+    step = view.step_started(f"{RUN}/{loop}-iteration-1", other)  # item b took another branch
+    assert len(view.steps) == len(plan) and step in view.steps
+    assert stand_ins[1] not in [s.plan for s in view.steps] and stand_ins[0] in [s.plan for s in view.steps]
+    started = view.step_started(f"{RUN}/{loop}-iteration-0", stand_ins[0].component)  # item a: the planned one
+    assert started.plan == stand_ins[0] and len(view.steps) == len(plan)
 
 
 @pytest.mark.parametrize("line, event", [
