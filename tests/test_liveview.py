@@ -23,18 +23,33 @@ def params(conditions, targets):
     return {"conditions": conditions, "target_tasks": targets}
 
 
+def loop_names(spec) -> tuple[str, str]:
+    """The names kfp gave the conditions loop and the target-tasks loop (kfp.local's iteration folders)."""
+    (step,) = [s for s in liveview.plan_steps(spec, params(["mnli"], ["xnli"])) if s.task == "export-onnx"]
+    return tuple(loop for loop, _ in step.loops)
+
+
 def test_plan_counts_every_step_from_the_pipeline_structure(spec):
     for conditions, targets in ((["none", "mnli", "squad"], ["xnli", "xquad", "panx", "tatoeba"]),
-                                (["none", "mnli"], ["xnli", "tatoeba"]), (["none"], ["xnli"])):
+                                (["none", "mnli"], ["xnli", "tatoeba"]), (["none"], ["xnli"]),
+                                (["mnli"], ["xnli"]), (["none"], ["tatoeba", "bucc18"])):
         plan = liveview.plan_steps(spec, params(conditions, targets))
         c, t = len(conditions), len(targets)
         # conditions × targets × (target, export, eval) + intermediate and gather per condition + resolve, validate,
-        # gate, report
+        # gate, report: of each dsl.If/Else only the branch that runs
         assert len(plan) == c * t * 3 + c + 2 + c + 1 + 1
         assert len({s.name for s in plan}) == len(plan)
+        tasks = collections.Counter(s.task for s in plan)
+        assert tasks["intermediate-pass-through"] == conditions.count("none")
+        assert tasks["intermediate-finetune"] == c - conditions.count("none")
+        retrieval = sum(target in ("tatoeba", "bucc18") for target in targets)
+        assert tasks["target-finetune"] == c * (t - retrieval)
+        assert tasks["target-pass-through-tatoeba"] + tasks["target-pass-through-bucc18"] == c * retrieval
+    assert len(liveview.plan_steps(spec, params(["none", "mnli", "squad"], ["xnli", "xquad", "panx", "tatoeba"]))) == 46
     plan = liveview.plan_steps(spec, params(["none", "mnli"], ["xnli", "tatoeba"]))
     names = [s.name for s in plan]
-    assert names[:3] == ["resolve-data", "validate-data", "intermediate-finetune-none"]
+    assert names[:3] == ["resolve-data", "validate-data", "intermediate-pass-through-none"]
+    assert "target-pass-through-tatoeba-mnli-tatoeba" in names and "target-finetune-mnli-tatoeba" not in names
     assert names[-2:] == ["promotion-gate", "report"]
     assert "target-finetune-mnli-xnli" in names and "zero-shot-eval-mnli-tatoeba" in names
     assert "gather-results-mnli" in names
@@ -42,7 +57,8 @@ def test_plan_counts_every_step_from_the_pipeline_structure(spec):
     assert names.index("intermediate-finetune-mnli") < names.index("target-finetune-mnli-xnli") \
         < names.index("export-onnx-mnli-xnli") < names.index("zero-shot-eval-mnli-xnli") < names.index("gather-results-mnli")
     step = plan[names.index("export-onnx-mnli-tatoeba")]
-    assert step.loops == (("for-loop-1", 1), ("for-loop-2", 1)) and step.component == "comp-export-onnx"
+    outer, inner = loop_names(spec)
+    assert step.loops == ((outer, 1), (inner, 1)) and step.component == "comp-export-onnx"
     assert step.scope == (("conditions", "mnli"), ("target_tasks", "tatoeba")) and step.label == "export ONNX"
 
 
@@ -174,8 +190,8 @@ def test_a_branch_known_only_at_run_time_is_planned_once(tmp_path):
     view = liveview.RunView(plan, tmp_path)
     (loop,) = {s.loops[0][0] for s in stand_ins}
     other = next(iter(stand_ins[1].alternatives))
-    step = view.step_started(f"{RUN}/{loop}-iteration-1", other)  # item b took another branch
-    assert len(view.steps) == len(plan) and step in view.steps
+    joined = view.step_started(f"{RUN}/{loop}-iteration-1", other)  # item b took another branch
+    assert len(view.steps) == len(plan) and joined in view.steps
     assert stand_ins[1] not in [s.plan for s in view.steps] and stand_ins[0] in [s.plan for s in view.steps]
     started = view.step_started(f"{RUN}/{loop}-iteration-0", stand_ins[0].component)  # item a: the planned one
     assert started.plan == stand_ins[0] and len(view.steps) == len(plan)
@@ -248,7 +264,8 @@ def test_states_logs_and_plain_lines_from_recorded_output(tmp_path, spec):
     clock.now += 1.5
     view.step_finished(step, ok=True)
     assert step.state == CACHED
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-1/for-loop-2-iteration-0", "comp-target-finetune")
+    outer, inner = loop_names(spec)
+    step = view.step_started(f"{RUN}/{outer}-iteration-1/{inner}-iteration-0", "comp-target-finetune")
     view.step_running(step)
     assert step.name == "target-finetune-mnli-xnli"
     for line in TARGET:
@@ -289,16 +306,17 @@ def test_a_failed_step_reports_its_error_tail_and_log(tmp_path, spec):
     assert out.getvalue().splitlines()[-1] == ("     2s failed   validate-data after 2.0s: xstilts.errors.DataError: "
                                                "data validation failed: xnli/train.jsonl: label='unsure'")
     # a retried step appends to its log and counts its attempts
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    outer, _ = loop_names(spec)
+    step = view.step_started(f"{RUN}/{outer}-iteration-1", "comp-intermediate-finetune")
     view.step_running(step)
     view.step_line(step, "first\n")
     view.step_finished(step, ok=False, error="RuntimeError: boom")
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    step = view.step_started(f"{RUN}/{outer}-iteration-1", "comp-intermediate-finetune")
     view.step_running(step)
     view.step_line(step, "second\n")
     view.step_finished(step, ok=True)
     assert step.attempt == 2 and step.state == DONE and "(attempt 2)" in out.getvalue()
-    assert (tmp_path / RUN / "logs" / "intermediate-finetune-none.log").read_text() == \
+    assert (tmp_path / RUN / "logs" / "intermediate-finetune-mnli.log").read_text() == \
         "first\nRuntimeError: boom\n\n---- attempt 2 ----\nsecond\n"
 
 
@@ -308,12 +326,13 @@ def test_the_live_screen(tmp_path, spec):
     view, clock = run_view(tmp_path, spec)
     for name in ("comp-resolve-data", "comp-validate-data"):
         view.step_finished(view.step_started(RUN, name), ok=True)
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    outer, inner = loop_names(spec)
+    step = view.step_started(f"{RUN}/{outer}-iteration-0", "comp-intermediate-pass-through")
     view.step_running(step)
     view.step_line(step, "[cache] intermediate: reused abc (/c)\n")
     clock.now += 3
     view.step_finished(step, ok=True)
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-0/for-loop-2-iteration-1", "comp-target-finetune")
+    step = view.step_started(f"{RUN}/{outer}-iteration-0/{inner}-iteration-0", "comp-target-finetune")
     view.step_running(step)
     view.step_line(step, "::progress stage=train n=45 total=90\n")
     clock.now += 5
@@ -326,8 +345,9 @@ def test_the_live_screen(tmp_path, spec):
     lines = screen()
     assert lines[0].startswith(f"{RUN}  3/20 steps (1 cached) · 1 running · 8.0s elapsed · ~")
     assert lines[1].split() == ["✓", "resolve", "data", "0.0s", "✓", "validate", "data", "0.0s"]
-    assert lines[2].split()[:6] == ["none", "↺", "intermediate", "fine-tune", "cached", "3.0s"]
-    assert "▶ target fine-tune 45/90 steps 5.0s" in lines[4] and lines[4].startswith("  tatoeba")
+    assert lines[2].split()[:6] == ["none", "↺", "intermediate", "pass-through", "cached", "3.0s"]
+    assert "▶ target fine-tune 45/90 steps 5.0s" in lines[3] and lines[3].startswith("  xnli")
+    assert lines[4].split() == ["tatoeba", "·", "target", "pass-through", "·", "export", "ONNX", "·", "zero-shot", "eval"]
     assert lines[5].strip().startswith("mnli")
     assert lines[-1].split() == ["·", "promotion", "gate", "·", "report"]
     assert len(lines) == 1 + 1 + 2 * 3 + 1

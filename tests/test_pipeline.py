@@ -1,11 +1,12 @@
 """The compiled pipeline: committed, fresh, and carrying the cluster settings kfp.local ignores."""
 
 import ast
+import re
 from pathlib import Path
 
 import yaml
 
-from pipelines.xstilts import COMPILED, compile_pipeline
+from pipelines.xstilts import COMPILED, PASS_THROUGH_TARGETS, compile_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +24,10 @@ def load_docs(path):
     return docs[0], (docs[1] if len(docs) > 1 else {})
 
 
+def subdag(spec, task: dict) -> dict:
+    return spec["components"][task["componentRef"]["name"]]["dag"]["tasks"]
+
+
 def test_dag_shape_and_gpu_settings():
     spec, platform = load_docs(COMPILED)
     root = spec["root"]["dag"]["tasks"]
@@ -37,25 +42,51 @@ def test_dag_shape_and_gpu_settings():
     assert root["validate-data"]["cachingOptions"]["enableCache"]
     assert root["report"]["inputs"]["artifacts"]["decision"]["taskOutputArtifact"]["producerTask"] == "promotion-gate"
     assert root["for-loop-1"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--conditions"
-    # Per condition: one intermediate model, reused by every target task of the inner loop, then one gather.
-    loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
-    assert set(loop) == {"intermediate-finetune", "for-loop-2", "gather-results"}
-    assert loop["for-loop-2"]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--target_tasks"
-    inner = spec["components"]["comp-for-loop-2"]["dag"]["tasks"]
-    assert set(inner) == {"target-finetune", "export-onnx", "zero-shot-eval"}
-    assert (inner["target-finetune"]["inputs"]["artifacts"]["intermediate_model"]["componentInputArtifact"]
-            == "pipelinechannel--intermediate-finetune-model")
+    # Per condition: one intermediate model (`none`: passed through in its own branch), reused by every target task
+    # of the inner loop, then one gather.
+    loop = subdag(spec, root["for-loop-1"])
+    (branches,) = [name for name in loop if name.startswith("condition-branches")]
+    (inner_loop,) = [name for name in loop if name.startswith("for-loop")]
+    assert set(loop) == {branches, inner_loop, "gather-results"}
+    arms = subdag(spec, loop[branches])
+    leaves = {name: subdag(spec, arm) for name, arm in arms.items()}
+    assert sorted(next(iter(t)) for t in leaves.values()) == ["intermediate-finetune", "intermediate-pass-through"]
+    (passed,) = [arms[n] for n, t in leaves.items() if "intermediate-pass-through" in t]
+    assert passed["triggerPolicy"]["condition"] == "inputs.parameter_values['pipelinechannel--conditions-loop-item'] == 'none'"
+    assert loop[inner_loop]["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--target_tasks"
+    inner = subdag(spec, loop[inner_loop])
+    (target_branches,) = [name for name in inner if name.startswith("condition-branches")]
+    assert set(inner) == {target_branches, "export-onnx", "zero-shot-eval"}
+    # One CPU pass-through branch per retrieval target, one GPU training branch for the rest; export takes the one
+    # model that ran (dsl.OneOf).
+    target_arms = subdag(spec, inner[target_branches])
+    by_leaf = {next(iter(subdag(spec, arm))): arm["triggerPolicy"]["condition"] for arm in target_arms.values()}
+    assert set(PASS_THROUGH_TARGETS) == {"bucc18", "tatoeba"}
+    assert set(by_leaf) == {"target-finetune"} | {f"target-pass-through-{name}" for name in PASS_THROUGH_TARGETS}
+    for name in PASS_THROUGH_TARGETS:
+        assert by_leaf[f"target-pass-through-{name}"].endswith(
+            f"inputs.parameter_values['pipelinechannel--target_tasks-loop-item'] == '{name}'")
+    assert all(f"!(inputs.parameter_values['pipelinechannel--target_tasks-loop-item'] == '{name}')"
+               in by_leaf["target-finetune"] for name in PASS_THROUGH_TARGETS)
+    selectors = spec["components"][inner[target_branches]["componentRef"]["name"]]["dag"]["outputs"]["artifacts"]
+    assert len(next(iter(selectors.values()))["artifactSelectors"]) == len(PASS_THROUGH_TARGETS) + 1
+    assert inner["export-onnx"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == target_branches
+    for arm in target_arms.values():  # every target step reads the condition's intermediate model
+        (task,) = subdag(spec, arm).values()
+        assert task["inputs"]["artifacts"]["intermediate_model"]["componentInputArtifact"].endswith(
+            f"{branches}-oneof-1")
     assert root["report"]["inputs"]["artifacts"]["results"]["taskOutputArtifact"]["producerTask"] == "for-loop-1"
-    for name, tasks in (("intermediate-finetune", loop), ("target-finetune", inner)):
-        assert tasks[name]["retryPolicy"]["maxRetryCount"] == 3 and tasks[name]["cachingOptions"]["enableCache"]
+    for name, tasks in (("intermediate-finetune", leaves), ("target-finetune", {n: subdag(spec, a) for n, a in target_arms.items()})):
+        (task,) = [t[name] for t in tasks.values() if name in t]
+        assert task["retryPolicy"]["maxRetryCount"] == 3 and task["cachingOptions"]["enableCache"]
     executors = spec["deploymentSpec"]["executors"]
-    for name in ("exec-intermediate-finetune", "exec-target-finetune", "exec-zero-shot-eval"):
+    for name in GPU_EXECUTORS:
         resources = executors[name]["container"]["resources"]
         assert resources["accelerator"]["resourceType"] == "nvidia.com/gpu" and resources["accelerator"]["resourceCount"] == "1"
         assert resources["resourceCpuRequest"] and resources["resourceMemoryRequest"]
     assert "accelerator" not in executors["exec-gather-results"]["container"].get("resources", {})
     k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for name in ("exec-intermediate-finetune", "exec-target-finetune", "exec-zero-shot-eval"):
+    for name in GPU_EXECUTORS:
         cfg = k8s[name]
         assert cfg["emptyDirMounts"][0]["mountPath"] == "/dev/shm" and cfg["emptyDirMounts"][0]["medium"] == "Memory"
         assert cfg["pvcMount"][0]["mountPath"] == "/mnt/cache"
@@ -68,6 +99,28 @@ def test_dag_shape_and_gpu_settings():
     for name, cfg in k8s.items():  # every step runs as the image's non-root user
         assert cfg["securityContext"] == {"runAsUser": "10001", "runAsGroup": "10001", "runAsNonRoot": True}, name
     assert set(k8s) == {f"exec-{c.removeprefix('comp-')}" for c in spec["components"] if "dag" not in spec["components"][c]}
+
+
+GPU_EXECUTORS = ("exec-intermediate-finetune", "exec-target-finetune", "exec-zero-shot-eval")
+PASS_THROUGH_EXECUTORS = ("exec-intermediate-pass-through", *(f"exec-target-pass-through-{name}" for name in PASS_THROUGH_TARGETS))
+
+
+def test_pass_throughs_ask_for_no_gpu():
+    """The `none` intermediate and the retrieval targets only copy a model: CPU pods, on no GPU node, running the
+    same code as the training steps (so the same outputs and cached results)."""
+    spec, platform = load_docs(COMPILED)
+    executors = spec["deploymentSpec"]["executors"]
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    gpu = {name for name, e in executors.items() if "accelerator" in e["container"].get("resources", {})}
+    assert gpu == set(GPU_EXECUTORS)
+    for name in PASS_THROUGH_EXECUTORS:
+        resources = executors[name]["container"]["resources"]
+        assert "accelerator" not in resources and resources["resourceCpuLimit"] and resources["resourceMemoryLimit"]
+        assert "nodeSelector" not in k8s[name] and "tolerations" not in k8s[name] and "emptyDirMounts" not in k8s[name]
+        assert k8s[name]["pvcMount"][0]["mountPath"] == "/mnt/cache"
+        trained = executors[re.sub(r"pass-through.*", "finetune", name)]["container"]
+        assert executors[name]["container"]["command"] == trained["command"]
+        assert executors[name]["container"]["args"] == trained["args"]
 
 
 def test_cluster_defaults_are_the_xtreme_grid_preset():
@@ -102,15 +155,23 @@ def test_multi_gpu_pods_and_multi_node_trainjobs(tmp_path):
     spec, platform = load_docs(compile_pipeline(tmp_path / "nodes.yaml", cluster=ClusterSettings(gpus=8, num_nodes=3),
                                                 image="registry.example/xstilts:dev"))
     loop = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]
-    assert set(loop) == {"trainjob-launcher", "for-loop-2", "gather-results"}
-    inputs = loop["trainjob-launcher"]["inputs"]["parameters"]
+    (inner_loop,) = [name for name in loop if name.startswith("for-loop")]
+    (branches,) = [name for name in loop if name.startswith("condition-branches")]
+    assert set(loop) == {branches, inner_loop, "gather-results"}  # `none` passes through on a CPU pod
+    arms = [subdag(spec, arm) for arm in subdag(spec, loop[branches]).values()]
+    assert sorted(next(iter(arm)) for arm in arms) == ["intermediate-pass-through", "trainjob-launcher"]
+    (launcher_task,) = [arm["trainjob-launcher"] for arm in arms if "trainjob-launcher" in arm]
+    inputs = launcher_task["inputs"]["parameters"]
     assert inputs["num_nodes"]["runtimeValue"]["constant"] == 3
     assert inputs["gpus_per_node"]["runtimeValue"]["constant"] == 8
     assert inputs["image"]["runtimeValue"]["constant"] == "registry.example/xstilts:dev"
     assert inputs["shared_pvc"]["runtimeValue"]["constant"] == "xstilts-model-cache"
-    inner = spec["components"]["comp-for-loop-2"]["dag"]["tasks"]
-    assert (inner["target-finetune"]["inputs"]["artifacts"]["intermediate_model"]["componentInputArtifact"]
-            == "pipelinechannel--trainjob-launcher-model")
+    inner = subdag(spec, loop[inner_loop])
+    (target_branches,) = [name for name in inner if name.startswith("condition-branches")]
+    for arm in subdag(spec, inner[target_branches]).values():
+        (task,) = subdag(spec, arm).values()
+        assert task["inputs"]["artifacts"]["intermediate_model"]["componentInputArtifact"].endswith(
+            f"{branches}-oneof-1")
     launcher = spec["deploymentSpec"]["executors"]["exec-trainjob-launcher"]["container"]
     assert "accelerator" not in launcher["resources"]
     mounts = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-trainjob-launcher"]["pvcMount"]
