@@ -20,7 +20,8 @@ Only steps that compute on a GPU ask for one. The pass-throughs — the `none` i
 copied) and the retrieval targets (PASS_THROUGH_TARGETS: the intermediate encoder copied, untrained) — run the same
 components on CPU pods, in `dsl.If`/`dsl.Else` branches joined by `dsl.OneOf`; kfp.local runs the same DAG
 (pipelines/local.py lets it join artifact branches). Every eval keeps its GPU: even retrieval evaluation embeds
-72,000 (Tatoeba) to millions of (BUCC's mining corpora) sentences with the encoder.
+72,000 (Tatoeba) to millions of (BUCC's mining corpora) sentences with the encoder. `pod_counts` counts a run's GPU and
+CPU pods from the live view's plan of it.
 """
 
 
@@ -293,6 +294,34 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
         return Outputs(report_html=reported.outputs["report_html"], summary=reported.outputs["summary"])
 
     return xstilts
+
+
+def pod_counts(defaults: dict | None = None, cluster: ClusterSettings = ClusterSettings(), spec=None) -> dict:
+    """The pods one run with a preset's parameters (`defaults`, default the cluster defaults) starts: the steps the
+    live view plans (pipelines/liveview.plan_steps: every loop over its parameter's items, nested loops multiplied,
+    of each dsl.If/Else the branch that runs), each a GPU pod if its executor asks for an accelerator. `gpu_pods`
+    (with --num-nodes, each TrainJob launcher's nodes too), `gpus` (the GPUs they ask for), `cpu_pods` (every other
+    step, TrainJob launchers included) and `pass_throughs`: the CPU steps that copy a model (`none`, retrieval
+    targets), which asked for a GPU before they ran in their own branches. `spec`: the pipeline spec built with
+    `cluster` (default: built here), its parameter defaults under the preset's."""
+    from google.protobuf import json_format
+
+    from pipelines.liveview import plan_steps
+
+    d = defaults or CLUSTER_DEFAULTS
+    spec = spec or build_pipeline(cluster=cluster, defaults=d).pipeline_spec
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    counts = {"gpu_pods": 0, "gpus": 0, "cpu_pods": 0, "pass_throughs": 0}
+    for step in plan_steps(spec, d):
+        resources = executors[spec.components[step.component].executor_label]["container"].get("resources", {})
+        gpus = int(resources["accelerator"]["resourceCount"]) if "accelerator" in resources else 0
+        if step.component == "comp-trainjob-launcher":  # a CPU pod that starts a TrainJob on num_nodes GPU nodes
+            counts["gpu_pods"] += cluster.num_nodes
+            counts["gpus"] += cluster.num_nodes * cluster.gpus
+        counts["gpu_pods" if gpus else "cpu_pods"] += 1
+        counts["gpus"] += gpus
+        counts["pass_throughs"] += "pass-through" in step.component
+    return counts
 
 
 def compile_pipeline(out: "str | Path" = COMPILED, image: str = DEFAULT_IMAGE, cluster: ClusterSettings = ClusterSettings(),

@@ -2,8 +2,10 @@
 
 import ast
 import re
+from collections import Counter
 from pathlib import Path
 
+import pytest
 import yaml
 
 from pipelines.xstilts import COMPILED, PASS_THROUGH_TARGETS, compile_pipeline
@@ -121,6 +123,128 @@ def test_pass_throughs_ask_for_no_gpu():
         trained = executors[re.sub(r"pass-through.*", "finetune", name)]["container"]
         assert executors[name]["container"]["command"] == trained["command"]
         assert executors[name]["container"]["args"] == trained["args"]
+
+
+def walk_pods(spec: dict, values: dict) -> Counter:
+    """The pods one run with these parameter `values` starts, per executor: every loop over its items, every branch
+    whose condition holds (the compiled CEL conditions, evaluated here with Python's eval, independently of
+    pipelines/liveview.py's evaluate_condition)."""
+    components, pods = spec["components"], Counter()
+
+    def holds(condition: str, env: dict) -> bool:
+        python = re.sub(r"inputs\.parameter_values\['([^']+)'\]", lambda m: repr(env[m[1]]), condition)
+        return eval(python.replace("&&", " and ").replace("!(", " not ("), {"__builtins__": {}})
+
+    def walk(tasks: dict, env: dict) -> None:
+        for task in tasks.values():
+            if "condition" in task.get("triggerPolicy", {}) and not holds(task["triggerPolicy"]["condition"], env):
+                continue
+            component = components[task["componentRef"]["name"]]
+            loop = task.get("parameterIterator")
+            for scope in ([{**env, loop["itemInput"]: v} for v in env[loop["items"]["inputParameter"]]] if loop else [env]):
+                if "dag" in component:
+                    walk(component["dag"]["tasks"], scope)
+                else:
+                    pods[component["executorLabel"]] += 1
+
+    walk(spec["root"]["dag"]["tasks"], {f"pipelinechannel--{k}": v for k, v in values.items()})
+    return pods
+
+
+PRESETS = ("tiny", "xtreme-grid", "code-mbxp", "codexglue-xtreme", "english-humaneval", "codegen-nonenglish",
+           "english-vs-nonenglish")
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_gpu_pods_per_preset(preset):
+    """pod_counts (what `xstilts compile` prints: the live view's plan of the run) is what the compiled DAG starts
+    for the preset's defaults, counted here independently; with every train/eval step on a GPU (before the
+    pass-throughs had their own branches) it was conditions × (1 + 2 × targets)."""
+    from pipelines.xstilts import pod_counts
+    from xstilts.config import CLUSTER_PRESETS
+
+    spec, _ = load_docs(COMPILED)
+    defaults = CLUSTER_PRESETS[preset]
+    pods = walk_pods(spec, defaults)
+    executors = spec["deploymentSpec"]["executors"]
+    gpu = sum(n for name, n in pods.items() if "accelerator" in executors[name]["container"].get("resources", {}))
+    counts = pod_counts(defaults)
+    assert counts["gpu_pods"] == gpu and counts["gpus"] == gpu
+    assert counts["cpu_pods"] == sum(pods.values()) - gpu
+    conditions, targets = len(defaults["conditions"]), len(defaults["target_tasks"])
+    assert counts["gpu_pods"] + counts["pass_throughs"] == conditions * (1 + 2 * targets)
+    assert pods["exec-zero-shot-eval"] == pods["exec-export-onnx"] == conditions * targets
+    assert pods["exec-intermediate-pass-through"] == defaults["conditions"].count("none")
+    assert pods["exec-intermediate-finetune"] == conditions - defaults["conditions"].count("none")
+    passed = sum(defaults["target_tasks"].count(name) for name in PASS_THROUGH_TARGETS)
+    assert pods["exec-target-finetune"] == conditions * (targets - passed)
+
+
+def test_gpu_pods_of_the_presets():
+    """The figures the README quotes: the xtreme-grid (11 conditions × 9 targets) asked for 209 GPU pods, 23 of them
+    pass-throughs (`none` and 2 retrieval targets × 11 conditions); --gpus multiplies GPUs, not pods; --num-nodes
+    counts the TrainJob nodes of the trained conditions (the launchers are CPU pods)."""
+    from pipelines.xstilts import ClusterSettings, pod_counts
+    from xstilts.config import CLUSTER_PRESETS
+
+    expected = {"tiny": (23, 4), "xtreme-grid": (186, 23), "code-mbxp": (5, 1), "codexglue-xtreme": (23, 5),
+                "english-humaneval": (8, 1), "codegen-nonenglish": (5, 1), "english-vs-nonenglish": (17, 1)}
+    assert set(expected) == set(CLUSTER_PRESETS) == set(PRESETS)
+    for preset, (gpu, passed) in expected.items():
+        counts = pod_counts(CLUSTER_PRESETS[preset])
+        assert (counts["gpu_pods"], counts["pass_throughs"]) == (gpu, passed), preset
+    grid = pod_counts()
+    assert grid == {"gpu_pods": 186, "gpus": 186, "cpu_pods": 2 + 1 + 22 + 99 + 11 + 2, "pass_throughs": 23}
+    assert pod_counts(cluster=ClusterSettings(gpus=4)) == {**grid, "gpus": 4 * 186}
+    nodes = pod_counts(cluster=ClusterSettings(gpus=8, num_nodes=3))
+    assert nodes["gpu_pods"] == 10 * 3 + 11 * 7 + 99 and nodes["gpus"] == 8 * nodes["gpu_pods"]
+    assert nodes["cpu_pods"] == 2 + 10 + 1 + 22 + 99 + 11 + 2  # 10 launchers, `none` passed through
+
+
+def test_gpu_pods_multiply_over_every_loop():
+    """pod_counts takes its loops from the pipeline's parameters, however deep they nest (a seeds loop inside the
+    conditions loop multiplies every step inside it) and counts only the branch that runs."""
+    from kfp import dsl
+
+    from pipelines.xstilts import pod_counts
+
+    @dsl.component(base_image="python:3.11")
+    def train(condition: str, seed: int, target: str) -> str:
+        return condition
+
+    @dsl.pipeline(name="grid")
+    def grid(conditions: list = ["none"], seeds: list = [1], target_tasks: list = ["xnli"]):
+        with dsl.ParallelFor(conditions) as condition:
+            with dsl.ParallelFor(seeds) as seed:
+                with dsl.ParallelFor(target_tasks) as target:
+                    with dsl.If(condition == "none"):
+                        train(condition=condition, seed=seed, target=target).set_cpu_limit("1")
+                    with dsl.Else():
+                        train(condition=condition, seed=seed, target=target).set_accelerator_type(
+                            "nvidia.com/gpu").set_accelerator_limit(2)
+
+    counts = pod_counts({"conditions": ["none", "mnli", "squad"], "seeds": [1, 2, 3], "target_tasks": ["xnli", "panx"]},
+                        spec=grid.pipeline_spec)
+    assert counts == {"gpu_pods": 2 * 3 * 2, "gpus": 2 * 2 * 3 * 2, "cpu_pods": 1 * 3 * 2, "pass_throughs": 0}
+
+
+def test_compile_prints_the_gpu_pods_of_each_preset(tmp_path):
+    import subprocess
+    import sys
+
+    def compile_(*args):
+        out = subprocess.run([sys.executable, "-m", "xstilts.cli.main", "compile", "--out", str(tmp_path / "p.yaml"),
+                              *args], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr
+        return out.stdout.splitlines()
+
+    lines = compile_()
+    assert lines[1].startswith("GPU pods per run of preset xtreme-grid: 186; CPU pods: 137, 23 of them pass-throughs")
+    assert lines[2] == ("GPU pods per run of each preset: tiny 23, xtreme-grid 186, code-mbxp 5, codexglue-xtreme 23, "
+                        "english-humaneval 8, codegen-nonenglish 5, english-vs-nonenglish 17")
+    assert compile_("--preset", "tiny")[1].startswith("GPU pods per run of preset tiny: 23; CPU pods: 23, 4 of them")
+    assert compile_("--gpus", "4", "--num-nodes", "2")[1].startswith(
+        "GPU pods per run of preset xtreme-grid: 196 (784 GPUs), TrainJob nodes included; CPU pods: 147")
 
 
 def test_cluster_defaults_are_the_xtreme_grid_preset():
