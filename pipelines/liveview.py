@@ -13,7 +13,8 @@ records to a RunView instead, which
     (step started / cached / done in Ns / failed); `verbose`, every line as kfp.local prints it.
 
 Every step the run will start is known beforehand (plan_steps: the pipeline's DAG with each ParallelFor expanded
-over the items its parameter lists), so the view counts steps done of the total and estimates the time left. A
+over the items its parameter lists, and of each dsl.If/Elif/Else only the branch whose condition holds for those
+items and parameters), so the view counts steps done of the total and estimates the time left. A
 step's scope is the loop items it runs under, outermost first ((conditions, mnli), (target_tasks, xnli)); a grid
 dimension added as another ParallelFor (seeds) is one more level of it, shown as one more level of rows.
 """
@@ -49,11 +50,18 @@ class PlannedStep:
     label: str  # its display name (target fine-tune)
     loops: tuple[tuple[str, int], ...] = ()  # ((for-loop-1, 0), (for-loop-2, 3)): kfp.local's iteration folders
     scope: tuple[tuple[str, Any], ...] = ()  # ((conditions, "mnli"), (target_tasks, "xnli")): what the loops iterate
+    # A stand-in for a dsl.If/Elif/Else whose branch is only known at run time: the branches (loops, group) and the
+    # components of its other branches; when one of those starts, the stand-in's waiting steps leave the view.
+    branches: tuple = ()
+    alternatives: frozenset = frozenset()
 
 
 def plan_steps(pipeline_spec, params: dict) -> list[PlannedStep]:
     """Every leaf step a run of `pipeline_spec` with `params` starts, in DAG order (dependencies first). A loop over
-    something only known at run time (a task's output) is left out; its steps join the view as they start."""
+    something only known at run time (a task's output) is left out; its steps join the view as they start. Of a
+    dsl.If/Elif/Else (a `condition-branches` DAG of tasks with a `trigger_policy.condition`), only the branch whose
+    condition holds for the loop items and parameters (evaluate_condition); a branch whose condition cannot be
+    evaluated here (a task's output) is planned once, as a stand-in for whichever branch runs (never both)."""
     from google.protobuf import json_format
 
     root = pipeline_spec.root
@@ -62,20 +70,28 @@ def plan_steps(pipeline_spec, params: dict) -> list[PlannedStep]:
     values.update(params)
     steps: list[PlannedStep] = []
 
-    def walk(dag, inputs: dict[str, tuple[str, Any]], loops: tuple, scope: tuple) -> None:
+    def walk(dag, inputs: dict[str, tuple[str, Any]], loops: tuple, scope: tuple, stand_in: dict, group: str) -> None:
+        holds = {name: evaluate_condition(task.trigger_policy.condition, _known(task, inputs))
+                 for name, task in sorted(dag.tasks.items(), key=lambda kv: _natural(kv[0]))
+                 if task.trigger_policy.condition}
+        if None in holds.values() and _is_branches(group, dag):
+            # One branch of an If/Elif/Else runs: the one that holds, else (not known here) the first that may.
+            maybe = [n for n, v in holds.items() if v is None]
+            taken = next((n for n, v in holds.items() if v), maybe[0])
+            others = frozenset(c for n in maybe if n != taken for c in _leaf_components(pipeline_spec, dag.tasks[n]))
+            if taken in maybe and others:
+                stand_in = {"branches": (loops, group), "alternatives": others}
+            holds = {n: n == taken for n in holds}
         for name in _ordered(dag):
             task = dag.tasks[name]
+            if holds.get(name) is False:  # a branch that will not run
+                continue
             component = pipeline_spec.components[task.component_ref.name]
-            known = {}
-            for key, spec in task.inputs.parameters.items():
-                if spec.HasField("component_input_parameter") and spec.component_input_parameter in inputs:
-                    known[key] = inputs[spec.component_input_parameter]
-                elif spec.HasField("runtime_value") and spec.runtime_value.HasField("constant"):
-                    known[key] = (key, json_format.MessageToDict(spec.runtime_value.constant))
+            known = _known(task, inputs)
             if component.WhichOneof("implementation") != "dag":
                 items = tuple(item for _, item in scope)
                 steps.append(PlannedStep(step_name(name, items), name, task.component_ref.name,
-                                         task.task_info.name or name, loops, scope))
+                                         task.task_info.name or name, loops, scope, **stand_in))
                 continue
             if task.WhichOneof("iterator") == "parameter_iterator":
                 iterator = task.parameter_iterator
@@ -89,12 +105,158 @@ def plan_steps(pipeline_spec, params: dict) -> list[PlannedStep]:
                     continue
                 for index, item in enumerate(items if isinstance(items, list) else []):
                     walk(component.dag, {**known, iterator.item_input: (iterator.item_input, item)},
-                         loops + ((name, index),), scope + ((source, item),))
+                         loops + ((name, index),), scope + ((source, item),), stand_in, name)
             elif task.WhichOneof("iterator") is None:
-                walk(component.dag, known, loops, scope)  # a nested DAG (dsl.If, an exit handler)
+                walk(component.dag, known, loops, scope, stand_in, name)  # a nested DAG (dsl.If, an exit handler)
 
-    walk(root.dag, {name: (name, value) for name, value in values.items()}, (), ())
+    walk(root.dag, {name: (name, value) for name, value in values.items()}, (), (), {}, "")
     return steps
+
+
+def _known(task, inputs: dict[str, tuple[str, Any]]) -> dict[str, tuple[str, Any]]:
+    """The task's input parameters known before the run: (source, value) by input name, from the enclosing DAG's
+    known inputs (a field of a loop item picked by its selector) or constants."""
+    from google.protobuf import json_format
+
+    known = {}
+    for key, spec in task.inputs.parameters.items():
+        if spec.HasField("component_input_parameter") and spec.component_input_parameter in inputs:
+            source, value = inputs[spec.component_input_parameter]
+            if spec.parameter_expression_selector:  # `parseJson(string_value)["a"]`: field a of a dict item
+                field = re.fullmatch(r'parseJson\(string_value\)\["([^"]+)"\]', spec.parameter_expression_selector)
+                if not (field and isinstance(value, dict) and field[1] in value):
+                    continue
+                value = value[field[1]]
+            known[key] = (source, value)
+        elif spec.HasField("runtime_value") and spec.runtime_value.HasField("constant"):
+            known[key] = (key, json_format.MessageToDict(spec.runtime_value.constant))
+    return known
+
+
+def _is_branches(name: str, dag) -> bool:
+    """A dsl.If/Elif/Else: kfp's `condition-branches-N` task, a DAG of branches, each a task with a condition; their
+    conditions exclude each other (each Elif/Else negates the conditions before it). A lone dsl.If is none."""
+    return name.startswith("condition-branches") and all(t.trigger_policy.condition for t in dag.tasks.values())
+
+
+def _natural(name: str) -> tuple:
+    """condition-3 before condition-10: kfp numbers an If's branches in order."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name))
+
+
+def _leaf_components(pipeline_spec, task) -> set[str]:
+    component = pipeline_spec.components[task.component_ref.name]
+    if component.WhichOneof("implementation") != "dag":
+        return {task.component_ref.name}
+    return {c for sub in component.dag.tasks.values() for c in _leaf_components(pipeline_spec, sub)}
+
+
+# ---- conditions: the CEL kfp compiles dsl.If/Elif/Else into --------------------------------------------------------
+
+CEL_TOKEN = re.compile(r"""\s*(?:(?P<param>inputs\.parameter_values\['(?P<name>[^']*)'\])|'(?P<string>[^']*)'"""
+                       r"""|(?P<number>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|(?P<word>[A-Za-z_]\w*)"""
+                       r"""|(?P<op>==|!=|<=|>=|&&|\|\||[<>!()]))""")
+UNKNOWN = object()  # a value not known before the run (a task's output)
+
+
+def evaluate_condition(condition: str, values: dict[str, tuple[str, Any]]) -> bool | None:
+    """A task's `trigger_policy.condition` with its input parameters' `values` ((source, value) by input name):
+    True or False, or None when it depends on a value not known here or is not the CEL kfp writes. kfp 2.17 writes
+    comparisons of `inputs.parameter_values['<input>']` (inside int()/double() for numbers) with literals or each
+    other, `!(...)` around the conditions before an Elif/Else, joined by `&&`:
+
+        !(inputs.parameter_values['pipelinechannel--target_tasks-loop-item'] == 'bucc18') && inputs...== 'tatoeba'
+    """
+    if not condition.strip():
+        return True
+    tokens, pos = [], 0
+    while pos < len(condition):
+        match = CEL_TOKEN.match(condition, pos)
+        if match is None:
+            if condition[pos:].strip():
+                return None
+            break
+        tokens.append(match)
+        pos = match.end()
+    try:
+        value, rest = _cel_or(tokens, values)
+    except (IndexError, TypeError, ValueError):
+        return None
+    if rest or value is UNKNOWN or not isinstance(value, bool):
+        return None
+    return value
+
+
+def _cel_or(tokens, values):
+    left, tokens = _cel_and(tokens, values)
+    while tokens and tokens[0]["op"] == "||":
+        right, tokens = _cel_and(tokens[1:], values)
+        left = True if True in (left, right) else UNKNOWN if UNKNOWN in (left, right) else False
+    return left, tokens
+
+
+def _cel_and(tokens, values):
+    left, tokens = _cel_not(tokens, values)
+    while tokens and tokens[0]["op"] == "&&":
+        right, tokens = _cel_not(tokens[1:], values)
+        left = False if False in (left, right) else UNKNOWN if UNKNOWN in (left, right) else True
+    return left, tokens
+
+
+def _cel_not(tokens, values):
+    if tokens[0]["op"] == "!":
+        value, tokens = _cel_not(tokens[1:], values)
+        return (UNKNOWN if value is UNKNOWN else not _boolean(value)), tokens
+    return _cel_compare(tokens, values)
+
+
+COMPARE = {"==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
+           "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
+
+
+def _cel_compare(tokens, values):
+    left, tokens = _cel_operand(tokens, values)
+    if tokens and tokens[0]["op"] in COMPARE:
+        op = tokens[0]["op"]
+        right, tokens = _cel_operand(tokens[1:], values)
+        if UNKNOWN in (left, right):
+            return UNKNOWN, tokens
+        if isinstance(left, str) != isinstance(right, str) or isinstance(left, bool) != isinstance(right, bool):
+            raise TypeError(f"CEL compares no {type(left).__name__} with {type(right).__name__}")
+        return COMPARE[op](left, right), tokens
+    return left, tokens
+
+
+def _cel_operand(tokens, values):
+    token, rest = tokens[0], tokens[1:]
+    if token["op"] == "(":
+        value, rest = _cel_or(rest, values)
+        if not rest or rest[0]["op"] != ")":
+            raise ValueError("unbalanced parentheses")
+        return value, rest[1:]
+    if token["param"] is not None:
+        return (values[token["name"]][1] if token["name"] in values else UNKNOWN), rest
+    if token["string"] is not None:
+        return token["string"], rest
+    if token["number"] is not None:
+        return (float(token["number"]) if any(c in token["number"] for c in ".eE") else int(token["number"])), rest
+    word = token["word"]
+    if word in ("true", "false"):
+        return word == "true", rest
+    if word in ("int", "double") and rest and rest[0]["op"] == "(":
+        value, rest = _cel_operand(rest, values)
+        if value is UNKNOWN:
+            return UNKNOWN, rest
+        if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+            raise TypeError(f"{word}() of {value!r}")
+        return (int(value) if word == "int" else float(value)), rest
+    raise ValueError(f"unexpected {token.group().strip()!r}")
+
+
+def _boolean(value) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"not a condition: {value!r}")
+    return value
 
 
 def _ordered(dag) -> list[str]:
@@ -247,7 +409,8 @@ class RunView:
                 self.run = run
                 self.logs_dir.mkdir(parents=True, exist_ok=True)
             step = self._by_key.get((loops, component))
-            if step is None:  # not in the plan (a loop over a task's output): joins the view now
+            if step is None:  # not in the plan (a loop over a task's output, another branch): joins the view now
+                self._drop_stand_ins(loops, component)
                 task = component.removeprefix("comp-")
                 plan = PlannedStep(step_name(task, tuple(i for _, i in loops)), task, component, task, loops,
                                    tuple((loop, i) for loop, i in loops))
@@ -263,6 +426,18 @@ class RunView:
                 step._log.write(f"\n---- attempt {step.attempt} ----\n")
             self._local.step = step
         return step
+
+    def _drop_stand_ins(self, loops: tuple, component: str) -> None:
+        """`component` runs in a branch the plan could not tell (plan_steps): the waiting steps of the branch planned
+        in its stead leave the view, so the run is not counted with both branches."""
+        groups = {s.plan.branches for s in self.steps if component in s.plan.alternatives
+                  and loops[:len(s.plan.branches[0])] == s.plan.branches[0]}
+        for group in groups:
+            stand_ins = [s for s in self.steps if s.plan.branches == group]
+            if all(s.state == WAITING and s.attempt == 0 for s in stand_ins):
+                for s in stand_ins:
+                    self.steps.remove(s)
+                    del self._by_key[(s.plan.loops, s.plan.component)]
 
     def step_running(self, step: StepState | None) -> None:
         """The step's process starts (kfp.local dispatched it earlier; it may have waited for a free slot)."""

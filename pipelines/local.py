@@ -189,6 +189,44 @@ def _watched(view, verbose: bool):
         root.handlers[:] = saved[1]
 
 
+@contextlib.contextmanager
+def _oneof_artifacts():
+    """Let kfp.local join artifact outputs of dsl.If/dsl.Else branches (dsl.OneOf): kfp 2.17's local orchestrator
+    joins only parameters and fails on an artifact with "Expected 1 artifact in ArtifactSelectorSpec". The pipeline
+    runs its pass-throughs (`none`, retrieval targets) in such branches, on CPU pods; the branch that ran produced the
+    artifact, as the cluster's OneOf resolves it. Patches a kfp.local internal (kfp is pinned in constraints.txt)."""
+    try:
+        from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
+        from kfp.pipeline_spec import pipeline_spec_pb2
+    except ImportError:
+        yield
+        return
+    original = OrchestratorUtils.__dict__["get_dag_output_artifacts"]
+
+    def get_dag_output_artifacts(cls, dag_outputs_spec, io_store):
+        single, joined = pipeline_spec_pb2.DagOutputsSpec(), {}
+        for key, selectors in dag_outputs_spec.artifacts.items():
+            if len(selectors.artifact_selectors) == 1:
+                single.artifacts[key].CopyFrom(selectors)
+                continue
+            produced = []
+            for selector in selectors.artifact_selectors:  # only the branch that ran has an output
+                try:
+                    produced.append(io_store.get_task_output(selector.producer_subtask, selector.output_artifact_key))
+                except ValueError:
+                    continue
+            if len(produced) != 1:
+                raise ValueError(f"dsl.OneOf output {key!r}: {len(produced)} of its branches produced it, expected 1")
+            joined[key] = produced[0]
+        return {**original.__func__(cls, single, io_store), **joined}
+
+    OrchestratorUtils.get_dag_output_artifacts = classmethod(get_dag_output_artifacts)
+    try:
+        yield
+    finally:
+        OrchestratorUtils.get_dag_output_artifacts = original
+
+
 def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None = None) -> Path:
     """Run every step locally; returns the report directory (report.html, report.md, heatmap.png, summary.json).
 
@@ -235,7 +273,8 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
     original_print = builtins.print
     screen = liveview.live(steps) if view == "live" else contextlib.nullcontext()
     failed = None
-    with warnings.catch_warnings(), _environ(env), screen, _watched(steps, verbose), _outer_loop_items(), \
+    with warnings.catch_warnings(), _environ(env), _oneof_artifacts(), _outer_loop_items(), screen, \
+            _watched(steps, verbose), \
             _parallel_steps(LOCAL_PARALLEL_STEPS, fork=xenv.forkserver_enabled(), view=steps, verbose=verbose):
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")  # our image is a Python image
         # GPU, resource and kfp-kubernetes settings are for the cluster; kfp.local says so once per task.

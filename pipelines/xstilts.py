@@ -16,6 +16,13 @@ nested loops at once): one condition × seed's targets, then one condition's see
 `build_pipeline(image, cluster)` binds the components to an image and cluster settings; `compile_pipeline` writes
 the YAML (committed as pipelines/compiled/xstilts.yaml); `pipelines.local.run_local` runs it with kfp.local.
 Resources, accelerators and kfp-kubernetes settings are ignored by kfp.local but are in the compiled YAML.
+
+Only steps that compute on a GPU ask for one. The pass-throughs — the `none` intermediate (the pretrained encoder
+copied) and the retrieval targets (PASS_THROUGH_TARGETS: the intermediate encoder copied, untrained) — run the same
+components on CPU pods, in `dsl.If`/`dsl.Else` branches joined by `dsl.OneOf`; kfp.local runs the same DAG
+(pipelines/local.py lets it join artifact branches). Every eval keeps its GPU: even retrieval evaluation embeds
+72,000 (Tatoeba) to millions of (BUCC's mining corpora) sentences with the encoder. `pod_counts` counts a run's GPU and
+CPU pods from the live view's plan of it.
 """
 
 
@@ -41,9 +48,14 @@ from components.zero_shot_eval import zero_shot_eval
 from xstilts import env
 from xstilts.config import PIPELINE_NAME, XTREME_GRID
 from xstilts.errors import ConfigError
+from xstilts.tasks.registry import BASELINE, all_tasks
 
 COMPILED = Path(__file__).parent / "compiled" / "xstilts.yaml"
 DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+# Targets that train nothing (retrieval: the encoder is evaluated as it is), from the registry at compile time: their
+# target step is a CPU pass-through. Intermediate condition BASELINE (`none`) passes the pretrained encoder through.
+PASS_THROUGH_TARGETS = tuple(task.name for task in all_tasks() if not task.trains)
 
 # Cluster defaults: the `xtreme-grid` preset (Phang et al. 2020's design on XLM-R Large), editable per run in the UI.
 CLUSTER_DEFAULTS = XTREME_GRID
@@ -145,10 +157,19 @@ def _gpu_step(task: dsl.PipelineTask, cluster: ClusterSettings, retry: bool) -> 
     return _non_root(task)
 
 
-def _with_image(component, image: str):
-    if image == DEFAULT_IMAGE:
+def _pass_through_step(task: dsl.PipelineTask, cluster: ClusterSettings) -> dsl.PipelineTask:
+    """A CPU pod for a step that copies a model (loads and saves it: memory for a large model), with the cache PVC."""
+    return _mount_cache(_cpu_step(task, cpu="2", memory="16G"), cluster)
+
+
+def _with_image(component, image: str, name: str | None = None):
+    """The component on `image`; with `name`, a copy under that name (its own executor, so its own resources)."""
+    if image == DEFAULT_IMAGE and name is None:
         return component
-    return dsl.component(component.python_func, base_image=image, install_kfp_package=False)
+    copy = dsl.component(component.python_func, base_image=image, install_kfp_package=False)
+    if name is not None:
+        copy.component_spec.name = copy.name = name
+    return copy
 
 
 def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = ClusterSettings(),
@@ -158,8 +179,11 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
     resolve_op = _with_image(resolve_data, image)
     validate_op = _with_image(validate_data, image)
     intermediate_op = _with_image(intermediate_finetune, image)
+    intermediate_pass_op = _with_image(intermediate_finetune, image, name="intermediate-pass-through")
     launcher_op = _with_image(trainjob_launcher, image)
     target_op = _with_image(target_finetune, image)
+    target_pass_ops = {name: _with_image(target_finetune, image, name=f"target-pass-through-{name}")
+                       for name in PASS_THROUGH_TARGETS}  # one per branch: a task has one parent branch
     export_op = _with_image(export_onnx, image)
     eval_op = _with_image(zero_shot_eval, image)
     gather_op = _with_image(gather_results, image)
@@ -215,26 +239,41 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
         validated.set_display_name("validate data")
         with dsl.ParallelFor(conditions, name="conditions") as condition:
             with dsl.ParallelFor(seeds, name="seeds") as seed:
-                if cluster.num_nodes > 1:  # across nodes: this pod submits a TrainJob, the nodes share the cache PVC
-                    inter = _mount_cache(_cpu_step(launcher_op(
-                        condition=condition, seed=seed, dataset=validated.outputs["dataset"], model_name=model_name,
-                        model_revision=model_revision, train_params=intermediate_train, image=image,
-                        num_nodes=cluster.num_nodes, gpus_per_node=cluster.gpus, cpu_per_node=cluster.cpu,
-                        memory_per_node=cluster.memory, runtime=cluster.trainjob_runtime, shared_pvc=cluster.cache_pvc,
-                        shared_mount=cluster.cache_mount, dvc_remote=dvc_remote), cpu="1", memory="4G"), cluster)
-                else:
-                    inter = _gpu_step(intermediate_op(condition=condition, seed=seed, dataset=validated.outputs["dataset"],
-                                                      model_name=model_name, model_revision=model_revision,
-                                                      train_params=intermediate_train, dvc_remote=dvc_remote),
-                                      cluster, retry=True)
-                _dvc_remote_env(inter).set_display_name("intermediate fine-tune")
+                def intermediate(op, **cluster_inputs):
+                    return _dvc_remote_env(op(condition=condition, seed=seed, dataset=validated.outputs["dataset"],
+                                              model_name=model_name, model_revision=model_revision,
+                                              train_params=intermediate_train, dvc_remote=dvc_remote, **cluster_inputs))
+
+                with dsl.If(condition == BASELINE, name="no intermediate task"):  # a copy of the pretrained encoder
+                    passed = _pass_through_step(intermediate(intermediate_pass_op), cluster)
+                    passed.set_display_name("intermediate pass-through")
+                with dsl.Else(name="intermediate task"):
+                    if cluster.num_nodes > 1:  # across nodes: this pod submits a TrainJob, the nodes share the cache PVC
+                        trained = _mount_cache(_cpu_step(intermediate(
+                            launcher_op, image=image, num_nodes=cluster.num_nodes, gpus_per_node=cluster.gpus,
+                            cpu_per_node=cluster.cpu, memory_per_node=cluster.memory, runtime=cluster.trainjob_runtime,
+                            shared_pvc=cluster.cache_pvc, shared_mount=cluster.cache_mount), cpu="1", memory="4G"), cluster)
+                    else:
+                        trained = _gpu_step(intermediate(intermediate_op), cluster, retry=True)
+                    trained.set_display_name("intermediate fine-tune")
+                inter_model = dsl.OneOf(passed.outputs["model"], trained.outputs["model"])
                 with dsl.ParallelFor(target_tasks, name="target-tasks") as target_task:
-                    target = _gpu_step(target_op(target_task=target_task, dataset=validated.outputs["dataset"],
-                                                 intermediate_model=inter.outputs["model"], train_params=target_train,
-                                                 dvc_remote=dvc_remote),
-                                       cluster, retry=True)
-                    _dvc_remote_env(target).set_display_name("target fine-tune")
-                    exported = _cpu_step(export_op(model=target.outputs["model"], retrieval_layer=retrieval_layer,
+                    def target(op):
+                        return _dvc_remote_env(op(target_task=target_task, dataset=validated.outputs["dataset"],
+                                                  intermediate_model=inter_model, train_params=target_train,
+                                                  dvc_remote=dvc_remote))
+
+                    models = []  # one branch per retrieval target (kfp conditions compare one value), then the rest
+                    for i, name in enumerate(PASS_THROUGH_TARGETS):
+                        with (dsl.If if i == 0 else dsl.Elif)(target_task == name, name=f"{name}: no training"):
+                            passed = _pass_through_step(target(target_pass_ops[name]), cluster)
+                            passed.set_display_name("target pass-through")
+                            models.append(passed.outputs["model"])
+                    with dsl.Else(name="target training"):
+                        trained = _gpu_step(target(target_op), cluster, retry=True)
+                        trained.set_display_name("target fine-tune")
+                        models.append(trained.outputs["model"])
+                    exported = _cpu_step(export_op(model=dsl.OneOf(*models), retrieval_layer=retrieval_layer,
                                                    dvc_remote=dvc_remote),
                                          cpu="4", memory="32G")
                     _dvc_remote_env(exported).set_display_name("export ONNX")
@@ -261,6 +300,34 @@ def build_pipeline(image: str = DEFAULT_IMAGE, cluster: ClusterSettings = Cluste
         return Outputs(report_html=reported.outputs["report_html"], summary=reported.outputs["summary"])
 
     return xstilts
+
+
+def pod_counts(defaults: dict | None = None, cluster: ClusterSettings = ClusterSettings(), spec=None) -> dict:
+    """The pods one run with a preset's parameters (`defaults`, default the cluster defaults) starts: the steps the
+    live view plans (pipelines/liveview.plan_steps: every loop over its parameter's items, nested loops multiplied,
+    of each dsl.If/Else the branch that runs), each a GPU pod if its executor asks for an accelerator. `gpu_pods`
+    (with --num-nodes, each TrainJob launcher's nodes too), `gpus` (the GPUs they ask for), `cpu_pods` (every other
+    step, TrainJob launchers included) and `pass_throughs`: the CPU steps that copy a model (`none`, retrieval
+    targets), which asked for a GPU before they ran in their own branches. `spec`: the pipeline spec built with
+    `cluster` (default: built here), its parameter defaults under the preset's."""
+    from google.protobuf import json_format
+
+    from pipelines.liveview import plan_steps
+
+    d = defaults or CLUSTER_DEFAULTS
+    spec = spec or build_pipeline(cluster=cluster, defaults=d).pipeline_spec
+    executors = json_format.MessageToDict(spec.deployment_spec)["executors"]
+    counts = {"gpu_pods": 0, "gpus": 0, "cpu_pods": 0, "pass_throughs": 0}
+    for step in plan_steps(spec, d):
+        resources = executors[spec.components[step.component].executor_label]["container"].get("resources", {})
+        gpus = int(resources["accelerator"]["resourceCount"]) if "accelerator" in resources else 0
+        if step.component == "comp-trainjob-launcher":  # a CPU pod that starts a TrainJob on num_nodes GPU nodes
+            counts["gpu_pods"] += cluster.num_nodes
+            counts["gpus"] += cluster.num_nodes * cluster.gpus
+        counts["gpu_pods" if gpus else "cpu_pods"] += 1
+        counts["gpus"] += gpus
+        counts["pass_throughs"] += "pass-through" in step.component
+    return counts
 
 
 def compile_pipeline(out: "str | Path" = COMPILED, image: str = DEFAULT_IMAGE, cluster: ClusterSettings = ClusterSettings(),

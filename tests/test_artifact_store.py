@@ -206,12 +206,15 @@ def test_compiled_pipeline_references_the_secret_and_holds_no_credentials(tmp_pa
     pushing = {name: ex for name, ex in executors.items()
                if any(s.get("secretName") == DVC_REMOTE_SECRET or s.get("secretNameParameter", {}).get(
                       "runtimeValue", {}).get("constant") == DVC_REMOTE_SECRET for s in ex.get("secretAsEnv", []))}
-    assert sorted(pushing) == ["exec-export-onnx", "exec-intermediate-finetune", "exec-target-finetune"]
+    assert sorted(pushing) == ["exec-export-onnx", "exec-intermediate-finetune", "exec-intermediate-pass-through",
+                               "exec-target-finetune", "exec-target-pass-through-bucc18",
+                               "exec-target-pass-through-tatoeba"]
     for ex in pushing.values():
         (secret,) = [s for s in ex["secretAsEnv"] if DVC_REMOTE_SECRET in str(s)]
         assert secret["optional"] is True
         assert {(m["secretKey"], m["envVar"]) for m in secret["keyToEnv"]} == {(k, k) for k in DVC_REMOTE_SECRET_KEYS}
-    for component in ("comp-export-onnx", "comp-intermediate-finetune", "comp-target-finetune"):
+    for component in ("comp-export-onnx", "comp-intermediate-finetune", "comp-intermediate-pass-through",
+                      "comp-target-finetune", "comp-target-pass-through-bucc18", "comp-target-pass-through-tatoeba"):
         assert "dvc_remote" in spec["components"][component]["inputDefinitions"]["parameters"]
     # Only references: no values of any credential variable, and none of the environment's.
     assert "REPLACE_ME" not in text and "AKIA" not in text

@@ -128,20 +128,29 @@ def test_local_pipeline_end_to_end(sample_root, tmp_path):
     run_dir = next((tmp_path / "runs" / "kfp").iterdir())
     steps = [p.relative_to(run_dir).parts for p in run_dir.rglob("*") if p.is_dir() and p.name in STEPS]
     count = {name: sum(1 for parts in steps if parts[-1] == name) for name in STEPS}
-    assert count == {"validate-data": 1, "intermediate-finetune": 3, "target-finetune": 12, "export-onnx": 12,
-                     "zero-shot-eval": 12, "gather-results": 3, "report": 1}, count
+    # `none` and the retrieval target (tatoeba) pass through in their own branches (CPU pods on a cluster)
+    assert count == {"validate-data": 1, "intermediate-finetune": 2, "intermediate-pass-through": 1,
+                     "target-finetune": 9, "target-pass-through-tatoeba": 3, "export-onnx": 12, "zero-shot-eval": 12,
+                     "gather-results": 3, "report": 1}, count
     # one line per step event, not the steps' output; each step's output in its log, training progress as lines
     assert "Got executor_input" not in out.stdout and "[cache]" not in out.stdout
     assert out.stdout.count(" started ") == 0 and out.stdout.count(" done ") + out.stdout.count(" cached ") == 46
     assert len(out.stdout.splitlines()) < 60 and out.stdout.splitlines()[-1].startswith("report: ")
     logs = run_dir / "logs"
     assert len(list(logs.glob("*.log"))) == 46
+    # the live view planned exactly the steps that ran (of each dsl.If/Else, the branch that ran)
+    from pipelines.liveview import plan_steps
+    from pipelines.xstilts import build_pipeline
+    from xstilts.ops.preflight import load_run_params
+
+    planned = plan_steps(build_pipeline().pipeline_spec, load_run_params(tmp_path / "fast.yaml", preset_name="tiny"))
+    assert {p.stem for p in logs.glob("*.log")} == {step.name for step in planned}
     assert "::progress stage=train n=" in (logs / "target-finetune-mnli-xnli.log").read_text()
     assert "::progress stage=eval n=" in (logs / "zero-shot-eval-squad-panx.log").read_text()
 
 
-STEPS = ("validate-data", "intermediate-finetune", "target-finetune", "export-onnx", "zero-shot-eval", "gather-results",
-         "report")
+STEPS = ("validate-data", "intermediate-finetune", "intermediate-pass-through", "target-finetune",
+         "target-pass-through-tatoeba", "export-onnx", "zero-shot-eval", "gather-results", "report")
 
 
 def test_local_pipeline_stops_at_validation_on_bad_data(sample_root, tmp_path):

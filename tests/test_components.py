@@ -26,6 +26,7 @@ def artifact(cls, tmp_path, name):
 def run_params(**values) -> dict:
     """Every pipeline parameter, as the Kubeflow UI passes them to the first step (numbers in dicts as floats)."""
     return {"task_data": {}, "data_repo": "", "data_rev": "", "target_tasks": TARGETS, "conditions": ["none", "sst2"],
+            "seeds": [1.0],
             "languages": ["en", "fr"], "hf_revision": "", "hf_revisions": {}, "model_name": "tiny", "model_revision": "",
             "retrieval_layer": 0, "generation": {}, "intermediate_train": {k: float(v) for k, v in TRAIN.items()},
             "target_train": TRAIN, "registry_repo": "", "promotion_targets": [], "promotion_tolerance": 0.005,
@@ -57,9 +58,9 @@ def test_components_chain_end_to_end(sample_root, tmp_path):
     for condition in ("none", "sst2"):
         inter = artifact(Model, tmp_path, f"inter-{condition}")
         metrics = artifact(Metrics, tmp_path, f"im-{condition}")
-        intermediate_finetune.python_func(condition=condition, dataset=dataset, model_name="tiny", model_revision="",
-                                          train_params=TRAIN, model=inter, metrics=metrics)
-        assert inter.metadata["condition"] == condition
+        intermediate_finetune.python_func(condition=condition, seed=2.0, dataset=dataset, model_name="tiny",
+                                          model_revision="", train_params=TRAIN, model=inter, metrics=metrics)
+        assert inter.metadata["condition"] == condition and inter.metadata["seed"] == 2
         if condition == "sst2":
             assert metrics.metadata["best_dev_score"] > 0 and metrics.metadata["steps"] > 0
         results = []
@@ -80,15 +81,18 @@ def test_components_chain_end_to_end(sample_root, tmp_path):
                                        table_html=artifact(HTML, tmp_path, f"e-{name}.html"))
             expected = {"xnli": {"xnli_en", "xnli_fr", "xnli_average"}, "tatoeba": {"tatoeba_fr", "tatoeba_average"}}
             assert set(eval_metrics.metadata) == expected[task]
-            assert result.metadata["condition"] == condition
+            assert result.metadata["condition"] == condition and result.metadata["seed"] == 2  # the restart's seed
             results.append(result)
+        per_seed = artifact(Artifact, tmp_path, f"gathered-{condition}-2")
+        gather_results.python_func(results=results, gathered=per_seed)
         gathered.append(artifact(Artifact, tmp_path, f"gathered-{condition}"))
-        gather_results.python_func(results=results, gathered=gathered[-1])
-        assert {k: gathered[-1].metadata[k] for k in ("condition", "targets")} == {"condition": condition,
-                                                                                  "targets": ["tatoeba", "xnli"]}
+        gather_results.python_func(results=[per_seed], gathered=gathered[-1])
+        assert {k: gathered[-1].metadata[k] for k in ("condition", "seeds", "targets")} == {
+            "condition": condition, "seeds": [2], "targets": ["tatoeba", "xnli"]}
         # Provenance on every artifact: its md5, its parents' md5s, the code commit and image.
-        assert set(gathered[-1].metadata["parent_md5s"]) == {"results[xnli]", "results[tatoeba]"}
-        assert set(gathered[-1].metadata["parent_md5s"].values()) == {r.metadata["md5"] for r in results}
+        assert set(per_seed.metadata["parent_md5s"]) == {"results[xnli]", "results[tatoeba]"}
+        assert set(per_seed.metadata["parent_md5s"].values()) == {r.metadata["md5"] for r in results}
+        assert set(gathered[-1].metadata["parent_md5s"].values()) == {per_seed.metadata["md5"]}
         assert results[0].metadata["parent_md5s"]["dataset"] == dataset.metadata["md5"]
         assert inter.metadata["parent_md5s"] == {"dataset": dataset.metadata["md5"]} and inter.metadata["code_commit"]
         # ... and the data version it descends from (the resolve step's md5, the caching key's).

@@ -1,6 +1,7 @@
 """The live view of a local run (pipelines/liveview.py): the plan of steps, events read from step output, the run's
 state, the plain lines, the live screen and the failure report, from recorded step output (no pipeline runs)."""
 
+import collections
 import io
 
 import pytest
@@ -18,31 +19,51 @@ def spec():
     return build_pipeline().pipeline_spec
 
 
-def params(conditions, targets):
-    return {"conditions": conditions, "target_tasks": targets}
+def params(conditions, targets, seeds=(1,)):
+    return {"conditions": conditions, "target_tasks": targets, "seeds": list(seeds)}
+
+
+def loop_names(spec) -> tuple[str, str, str]:
+    """The names kfp gave the conditions, seeds and target-tasks loops (kfp.local's iteration folders)."""
+    (step,) = [s for s in liveview.plan_steps(spec, params(["mnli"], ["xnli"])) if s.task == "export-onnx"]
+    return tuple(loop for loop, _ in step.loops)
 
 
 def test_plan_counts_every_step_from_the_pipeline_structure(spec):
     for conditions, targets in ((["none", "mnli", "squad"], ["xnli", "xquad", "panx", "tatoeba"]),
-                                (["none", "mnli"], ["xnli", "tatoeba"]), (["none"], ["xnli"])):
+                                (["none", "mnli"], ["xnli", "tatoeba"]), (["none"], ["xnli"]),
+                                (["mnli"], ["xnli"]), (["none"], ["tatoeba", "bucc18"])):
         plan = liveview.plan_steps(spec, params(conditions, targets))
         c, t = len(conditions), len(targets)
-        # conditions × targets × (target, export, eval) + intermediate and gather per condition + resolve, validate,
-        # gate, report
-        assert len(plan) == c * t * 3 + c + 2 + c + 1 + 1
+        # conditions × targets × (target, export, eval) + intermediate and gather per condition × seed + gather per
+        # condition + resolve, validate, gate, report: of each dsl.If/Else only the branch that runs
+        assert len(plan) == c * t * 3 + c + c + c + 2 + 1 + 1
         assert len({s.name for s in plan}) == len(plan)
+        tasks = collections.Counter(s.task for s in plan)
+        assert tasks["intermediate-pass-through"] == conditions.count("none")
+        assert tasks["intermediate-finetune"] == c - conditions.count("none")
+        retrieval = sum(target in ("tatoeba", "bucc18") for target in targets)
+        assert tasks["target-finetune"] == c * (t - retrieval)
+        assert tasks["target-pass-through-tatoeba"] + tasks["target-pass-through-bucc18"] == c * retrieval
+    tiny = params(["none", "mnli", "squad"], ["xnli", "xquad", "panx", "tatoeba"])
+    assert len(liveview.plan_steps(spec, tiny)) == 49
+    assert len(liveview.plan_steps(spec, {**tiny, "seeds": [1, 2, 3]})) == 3 * (36 + 3 + 3) + 3 + 4  # tiny-seeds
     plan = liveview.plan_steps(spec, params(["none", "mnli"], ["xnli", "tatoeba"]))
     names = [s.name for s in plan]
-    assert names[:3] == ["resolve-data", "validate-data", "intermediate-finetune-none"]
+    assert names[:3] == ["resolve-data", "validate-data", "intermediate-pass-through-none-1"]
+    assert "target-pass-through-tatoeba-mnli-1-tatoeba" in names and "target-finetune-mnli-1-tatoeba" not in names
     assert names[-2:] == ["promotion-gate", "report"]
-    assert "target-finetune-mnli-xnli" in names and "zero-shot-eval-mnli-tatoeba" in names
-    assert "gather-results-mnli" in names
-    # dependencies first: a condition's target steps after its intermediate model, before its gather
-    assert names.index("intermediate-finetune-mnli") < names.index("target-finetune-mnli-xnli") \
-        < names.index("export-onnx-mnli-xnli") < names.index("zero-shot-eval-mnli-xnli") < names.index("gather-results-mnli")
-    step = plan[names.index("export-onnx-mnli-tatoeba")]
-    assert step.loops == (("for-loop-1", 1), ("for-loop-2", 1)) and step.component == "comp-export-onnx"
-    assert step.scope == (("conditions", "mnli"), ("target_tasks", "tatoeba")) and step.label == "export ONNX"
+    assert "target-finetune-mnli-1-xnli" in names and "zero-shot-eval-mnli-1-tatoeba" in names
+    assert "gather-results-mnli-1" in names and "gather-results-2-mnli" in names
+    # dependencies first: a condition's target steps after its intermediate model, before its gathers
+    assert names.index("intermediate-finetune-mnli-1") < names.index("target-finetune-mnli-1-xnli") \
+        < names.index("export-onnx-mnli-1-xnli") < names.index("zero-shot-eval-mnli-1-xnli") \
+        < names.index("gather-results-mnli-1") < names.index("gather-results-2-mnli")
+    step = plan[names.index("export-onnx-mnli-1-tatoeba")]
+    outer, seeds, inner = loop_names(spec)
+    assert step.loops == ((outer, 1), (seeds, 0), (inner, 1)) and step.component == "comp-export-onnx"
+    assert step.scope == (("conditions", "mnli"), ("seeds", 1), ("target_tasks", "tatoeba"))
+    assert step.label == "export ONNX"
 
 
 def test_a_seed_loop_is_one_more_level_of_scope():
@@ -75,6 +96,109 @@ def test_a_seed_loop_is_one_more_level_of_scope():
                  (2, "seed 2", ["gather"]), (3, "xnli", ["train"]), (3, "panx", ["train"])]
     assert labels == condition + [(1, "mnli", []), *condition[1:]]
     assert liveview.item_label("pipelinechannel--seeds", 2) == "seed 2"
+
+
+ITEM = "inputs.parameter_values['pipelinechannel--target_tasks-loop-item']"
+
+
+@pytest.mark.parametrize("condition, values, holds", [
+    (f"{ITEM} == 'tatoeba'", {"pipelinechannel--target_tasks-loop-item": "tatoeba"}, True),
+    (f"!({ITEM} == 'bucc18') && {ITEM} == 'tatoeba'", {"pipelinechannel--target_tasks-loop-item": "xnli"}, False),
+    (f"!({ITEM} == 'bucc18') && !({ITEM} == 'tatoeba')", {"pipelinechannel--target_tasks-loop-item": "xnli"}, True),
+    ("int(inputs.parameter_values['pipelinechannel--seeds-loop-item']) >= 2",
+     {"pipelinechannel--seeds-loop-item": 2.0}, True),  # a number from the spec's JSON defaults
+    ("double(inputs.parameter_values['n']) < 0.5", {"n": 1}, False),
+    ("inputs.parameter_values['confirm'] == true", {"confirm": True}, True),
+    ("inputs.parameter_values['a'] != inputs.parameter_values['b']", {"a": "x", "b": "x"}, False),
+    ("(inputs.parameter_values['a'] == 'x') || inputs.parameter_values['b'] == 'y'", {"a": "x"}, True),
+    # not known before the run (a task's output): None, unless the rest decides
+    (f"{ITEM} == 'tatoeba'", {}, None),
+    (f"!({ITEM} == 'bucc18') && inputs.parameter_values['pipelinechannel--flip-Output'] == 't'",
+     {"pipelinechannel--target_tasks-loop-item": "bucc18"}, False),
+    (f"!({ITEM} == 'xnli') && inputs.parameter_values['pipelinechannel--flip-Output'] == 't'",
+     {"pipelinechannel--target_tasks-loop-item": "bucc18"}, None),
+    # not the CEL kfp writes, or a comparison CEL refuses: None
+    ("size(inputs.parameter_values['a']) > 1", {"a": "xy"}, None),
+    ("inputs.parameter_values['a'] == 1", {"a": "1"}, None),
+    ("inputs.parameter_values['a'] == 'x' &&", {"a": "x"}, None),
+    ("", {}, True),
+])
+def test_evaluate_condition(condition, values, holds):
+    assert liveview.evaluate_condition(condition, {k: (k, v) for k, v in values.items()}) is holds
+
+
+def test_a_branch_is_planned_by_the_loop_items_of_any_level():
+    """If/Elif/Else on the items of an outer loop, deep inside nested loops (a seeds loop between conditions and
+    target tasks): the branch that runs for each item, whatever the loop item is called."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def step(condition: str, seed: int, target: str) -> str:
+        return condition
+
+    @dsl.pipeline(name="grid")
+    def grid(conditions: list = ["none"], seeds: list = [1], target_tasks: list = ["xnli"], extra: int = 0):
+        with dsl.ParallelFor(conditions) as condition:
+            with dsl.ParallelFor(seeds) as seed:
+                with dsl.ParallelFor(target_tasks) as target:
+                    with dsl.If(condition == "none"):
+                        step(condition=condition, seed=seed, target=target).set_display_name("copy")
+                    with dsl.Elif(target == "tatoeba"):
+                        step(condition=condition, seed=seed, target=target).set_display_name("embed")
+                    with dsl.Else():
+                        step(condition=condition, seed=seed, target=target).set_display_name("train")
+                    with dsl.If(extra == 1):  # a lone If on an int parameter
+                        step(condition=condition, seed=seed, target=target).set_display_name("extra")
+
+    values = {"conditions": ["none", "mnli"], "seeds": [1, 2, 3], "target_tasks": ["xnli", "tatoeba"], "extra": 0}
+    plan = liveview.plan_steps(grid.pipeline_spec, values)
+    labels = collections.Counter(s.label for s in plan)
+    assert labels == {"copy": 1 * 3 * 2, "embed": 1 * 3 * 1, "train": 1 * 3 * 1}
+    assert collections.Counter(s.label for s in liveview.plan_steps(grid.pipeline_spec, {**values, "extra": 1})) \
+        == {**labels, "extra": 2 * 3 * 2}
+    assert {tuple(item for _, item in s.scope) for s in plan if s.label == "embed"} == {
+        ("mnli", 1, "tatoeba"), ("mnli", 2, "tatoeba"), ("mnli", 3, "tatoeba")}
+    assert not any(s.alternatives for s in plan)
+
+
+def test_a_branch_known_only_at_run_time_is_planned_once(tmp_path):
+    """A condition on a task's output cannot be evaluated beforehand: the plan keeps one branch as a stand-in (never
+    every branch); when another branch starts instead, the stand-in's steps leave the view. A lone If is kept."""
+    from kfp import dsl
+
+    @dsl.component(base_image="python:3.11")
+    def flip() -> str:
+        return "heads"
+
+    @dsl.component(base_image="python:3.11")
+    def step(side: str) -> str:
+        return side
+
+    @dsl.pipeline(name="coin")
+    def coin(items: list = ["a", "b"]):
+        flipped = flip()
+        with dsl.ParallelFor(items):
+            with dsl.If(flipped.output == "heads"):
+                step(side="heads")
+            with dsl.Elif(flipped.output == "tails"):
+                step(side="tails")
+            with dsl.Else():
+                step(side="edge")
+            with dsl.If(flipped.output == "heads"):
+                step(side="lone")
+
+    plan = liveview.plan_steps(coin.pipeline_spec, {})
+    assert len(plan) == 1 + 2 * 2  # flip, then per item one of the three branches and the lone If
+    stand_ins = [s for s in plan if s.alternatives]
+    assert len(stand_ins) == 2 and all(len(s.alternatives) == 2 for s in stand_ins)
+    view = liveview.RunView(plan, tmp_path)
+    (loop,) = {s.loops[0][0] for s in stand_ins}
+    other = next(iter(stand_ins[1].alternatives))
+    joined = view.step_started(f"{RUN}/{loop}-iteration-1", other)  # item b took another branch
+    assert len(view.steps) == len(plan) and joined in view.steps
+    assert stand_ins[1] not in [s.plan for s in view.steps] and stand_ins[0] in [s.plan for s in view.steps]
+    started = view.step_started(f"{RUN}/{loop}-iteration-0", stand_ins[0].component)  # item a: the planned one
+    assert started.plan == stand_ins[0] and len(view.steps) == len(plan)
 
 
 @pytest.mark.parametrize("line, event", [
@@ -133,7 +257,7 @@ def run_view(tmp_path, spec, out=None):
 def test_states_logs_and_plain_lines_from_recorded_output(tmp_path, spec):
     out = io.StringIO()
     view, clock = run_view(tmp_path, spec, out)
-    assert view.counts()[WAITING] == 20
+    assert view.counts()[WAITING] == 22
     step = view.step_started(RUN, "comp-validate-data")
     assert view.current() is step and step.state == WAITING and not out.getvalue()  # dispatched, no process yet
     clock.now += 0.5
@@ -144,22 +268,24 @@ def test_states_logs_and_plain_lines_from_recorded_output(tmp_path, spec):
     clock.now += 1.5
     view.step_finished(step, ok=True)
     assert step.state == CACHED
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-1/for-loop-2-iteration-0", "comp-target-finetune")
+    outer, seeds, inner = loop_names(spec)
+    step = view.step_started(f"{RUN}/{outer}-iteration-1/{seeds}-iteration-0/{inner}-iteration-0",
+                             "comp-target-finetune")
     view.step_running(step)
-    assert step.name == "target-finetune-mnli-xnli"
+    assert step.name == "target-finetune-mnli-1-xnli"
     for line in TARGET:
         view.step_line(step, line)
     assert step.progress == ProgressEvent("train", 45, 90)
     clock.now += 12
     view.step_finished(step, ok=True)
     assert step.state == DONE
-    log = (tmp_path / RUN / "logs" / "target-finetune-mnli-xnli.log").read_text()
+    log = (tmp_path / RUN / "logs" / "target-finetune-mnli-1-xnli.log").read_text()
     assert log == "".join(TARGET)
     assert (tmp_path / RUN / "logs" / "validate-data.log").read_text() == "".join(VALIDATE)
     lines = out.getvalue().splitlines()
-    assert lines[0] == f"run {RUN}: 20 steps; logs in {tmp_path / RUN / 'logs'}"
-    assert lines[1:] == ["     2s cached   validate-data in 1.5s", "    14s done     target-finetune-mnli-xnli in 12s"]
-    assert view.summary() == "20 steps in 14s: 1 done, 1 cached, 18 not run"
+    assert lines[0] == f"run {RUN}: 22 steps; logs in {tmp_path / RUN / 'logs'}"
+    assert lines[1:] == ["     2s cached   validate-data in 1.5s", "    14s done     target-finetune-mnli-1-xnli in 12s"]
+    assert view.summary() == "22 steps in 14s: 1 done, 1 cached, 20 not run"
     assert view.remaining() is not None and view.failure_report() is None
 
 
@@ -185,16 +311,17 @@ def test_a_failed_step_reports_its_error_tail_and_log(tmp_path, spec):
     assert out.getvalue().splitlines()[-1] == ("     2s failed   validate-data after 2.0s: xstilts.errors.DataError: "
                                                "data validation failed: xnli/train.jsonl: label='unsure'")
     # a retried step appends to its log and counts its attempts
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    outer, seeds, _ = loop_names(spec)
+    step = view.step_started(f"{RUN}/{outer}-iteration-1/{seeds}-iteration-0", "comp-intermediate-finetune")
     view.step_running(step)
     view.step_line(step, "first\n")
     view.step_finished(step, ok=False, error="RuntimeError: boom")
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    step = view.step_started(f"{RUN}/{outer}-iteration-1/{seeds}-iteration-0", "comp-intermediate-finetune")
     view.step_running(step)
     view.step_line(step, "second\n")
     view.step_finished(step, ok=True)
     assert step.attempt == 2 and step.state == DONE and "(attempt 2)" in out.getvalue()
-    assert (tmp_path / RUN / "logs" / "intermediate-finetune-none.log").read_text() == \
+    assert (tmp_path / RUN / "logs" / "intermediate-finetune-mnli-1.log").read_text() == \
         "first\nRuntimeError: boom\n\n---- attempt 2 ----\nsecond\n"
 
 
@@ -204,12 +331,14 @@ def test_the_live_screen(tmp_path, spec):
     view, clock = run_view(tmp_path, spec)
     for name in ("comp-resolve-data", "comp-validate-data"):
         view.step_finished(view.step_started(RUN, name), ok=True)
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-0", "comp-intermediate-finetune")
+    outer, seeds, inner = loop_names(spec)
+    step = view.step_started(f"{RUN}/{outer}-iteration-0/{seeds}-iteration-0", "comp-intermediate-pass-through")
     view.step_running(step)
     view.step_line(step, "[cache] intermediate: reused abc (/c)\n")
     clock.now += 3
     view.step_finished(step, ok=True)
-    step = view.step_started(f"{RUN}/for-loop-1-iteration-0/for-loop-2-iteration-1", "comp-target-finetune")
+    step = view.step_started(f"{RUN}/{outer}-iteration-0/{seeds}-iteration-0/{inner}-iteration-0",
+                             "comp-target-finetune")
     view.step_running(step)
     view.step_line(step, "::progress stage=train n=45 total=90\n")
     clock.now += 5
@@ -220,15 +349,17 @@ def test_the_live_screen(tmp_path, spec):
         return console.export_text().splitlines()
 
     lines = screen()
-    assert lines[0].startswith(f"{RUN}  3/20 steps (1 cached) · 1 running · 8.0s elapsed · ~")
+    assert lines[0].startswith(f"{RUN}  3/22 steps (1 cached) · 1 running · 8.0s elapsed · ~")
     assert lines[1].split() == ["✓", "resolve", "data", "0.0s", "✓", "validate", "data", "0.0s"]
-    assert lines[2].split()[:6] == ["none", "↺", "intermediate", "fine-tune", "cached", "3.0s"]
-    assert "▶ target fine-tune 45/90 steps 5.0s" in lines[4] and lines[4].startswith("  tatoeba")
-    assert lines[5].strip().startswith("mnli")
+    assert lines[2].split() == ["none", "·", "gather", "condition"]
+    assert lines[3].split()[:7] == ["seed", "1", "↺", "intermediate", "pass-through", "cached", "3.0s"]
+    assert "▶ target fine-tune 45/90 steps 5.0s" in lines[4] and lines[4].startswith("    xnli")
+    assert lines[5].split() == ["tatoeba", "·", "target", "pass-through", "·", "export", "ONNX", "·", "zero-shot", "eval"]
+    assert lines[6].strip().startswith("mnli")
     assert lines[-1].split() == ["·", "promotion", "gate", "·", "report"]
-    assert len(lines) == 1 + 1 + 2 * 3 + 1
-    folded = screen(height=7)  # too tall: the quiet target rows fold into their condition's row
-    assert len(folded) <= 7 and any("+2 rows: 2 waiting" in line for line in folded)
+    assert len(lines) == 1 + 1 + 2 * 4 + 1
+    folded = screen(height=7)  # too tall: the quiet target rows fold into their parent's row
+    assert len(folded) <= 7 and any("+1 rows: 1 waiting" in line for line in folded)
     assert any("45/90 steps" in line for line in folded)  # a running step's row stays
 
 

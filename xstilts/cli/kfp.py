@@ -102,6 +102,28 @@ def compile_(
         raise ConfigError(f"--gpus and --num-nodes must be at least 1 (got {gpus}, {num_nodes})")
     cluster = ClusterSettings(gpus=gpus, memory=gpu_memory, cpu=cpu, cache_pvc=cache_pvc, num_nodes=num_nodes)
     print(f"pipeline: {compile_pipeline(out, image or DEFAULT_IMAGE, cluster, CLUSTER_PRESETS[preset])}")
+    print(gpu_pods_text(preset, cluster))
+
+
+def gpu_pods_text(preset: str, cluster) -> str:
+    """What `compile` prints about the pods of a run: the compiled preset's GPU and CPU pods, then every preset's
+    GPU pods (pipelines.xstilts.pod_counts: the steps a run plans, loops expanded, the branch that runs)."""
+    from components import DEFAULT_IMAGE
+    from pipelines.xstilts import build_pipeline, pod_counts
+    from xstilts.config import CLUSTER_PRESETS
+
+    spec = build_pipeline(DEFAULT_IMAGE, cluster, CLUSTER_PRESETS[preset]).pipeline_spec
+    counts = {name: pod_counts(values, cluster, spec) for name, values in CLUSTER_PRESETS.items()}
+
+    def gpu(pods: dict) -> str:
+        return f"{pods['gpu_pods']}" + (f" ({pods['gpus']} GPUs)" if pods["gpus"] != pods["gpu_pods"] else "")
+
+    pods = counts[preset]
+    nodes = ", TrainJob nodes included" if cluster.num_nodes > 1 else ""
+    return (f"GPU pods per run of preset {preset}: {gpu(pods)}{nodes}; CPU pods: {pods['cpu_pods']}, "
+            f"{pods['pass_throughs']} of them pass-throughs (the `none` intermediate and retrieval targets copy a "
+            f"model: no GPU)\nGPU pods per run of each preset: "
+            + ", ".join(f"{name} {gpu(p)}" for name, p in counts.items()))
 
 
 # ---- operating on Kubeflow Pipelines (pipelines/ops.py) ---------------------------------------------------------
