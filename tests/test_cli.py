@@ -105,7 +105,7 @@ def test_local_pipeline_end_to_end(sample_root, tmp_path):
     (tmp_path / "fast.yaml").write_text(yaml.safe_dump({**FAST, "data": str(sample_root)}))
     env = {k: v for k, v in os.environ.items() if k != "XSTILTS_NO_PROGRESS"}  # as a user sees it
     out = cli("run", "--local", "--preset", "tiny", "--params", str(tmp_path / "fast.yaml"), "--workdir",
-              str(tmp_path / "runs"), env=env)
+              str(tmp_path / "runs"), env=env, timeout=1800)  # minutes on a quiet machine; a loaded one is slower
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     report_line = [line for line in out.stdout.splitlines() if line.startswith("report: ")]
     assert report_line, out.stdout[-2000:]
@@ -121,6 +121,8 @@ def test_local_pipeline_end_to_end(sample_root, tmp_path):
             assert list(scores) == languages[task] and all(0 <= s <= 1 for s in scores.values())
     assert set(summary["xtreme_average"]) == {"none", "mnli", "squad"}
     assert set(summary["best_intermediate"]) == set(languages)
+    assert summary["seeds"] == [1] and summary["statistics"]["xtreme_average"]["mnli"]["std"] is None  # one seed
+    assert "1 seed (1); XTREME average ×100" in out.stdout
     for png in ("grid.png", "heatmap-xquad.png", "heatmap-tatoeba.png"):
         assert (report.parent / png).exists()
     assert (tmp_path / "runs" / "latest" / "report.html").exists()
@@ -131,13 +133,13 @@ def test_local_pipeline_end_to_end(sample_root, tmp_path):
     # `none` and the retrieval target (tatoeba) pass through in their own branches (CPU pods on a cluster)
     assert count == {"validate-data": 1, "intermediate-finetune": 2, "intermediate-pass-through": 1,
                      "target-finetune": 9, "target-pass-through-tatoeba": 3, "export-onnx": 12, "zero-shot-eval": 12,
-                     "gather-results": 3, "report": 1}, count
+                     "gather-results": 3, "gather-results-2": 3, "report": 1}, count
     # one line per step event, not the steps' output; each step's output in its log, training progress as lines
     assert "Got executor_input" not in out.stdout and "[cache]" not in out.stdout
-    assert out.stdout.count(" started ") == 0 and out.stdout.count(" done ") + out.stdout.count(" cached ") == 46
+    assert out.stdout.count(" started ") == 0 and out.stdout.count(" done ") + out.stdout.count(" cached ") == 49
     assert len(out.stdout.splitlines()) < 60 and out.stdout.splitlines()[-1].startswith("report: ")
     logs = run_dir / "logs"
-    assert len(list(logs.glob("*.log"))) == 46
+    assert len(list(logs.glob("*.log"))) == 49
     # the live view planned exactly the steps that ran (of each dsl.If/Else, the branch that ran)
     from pipelines.liveview import plan_steps
     from pipelines.xstilts import build_pipeline
@@ -145,12 +147,12 @@ def test_local_pipeline_end_to_end(sample_root, tmp_path):
 
     planned = plan_steps(build_pipeline().pipeline_spec, load_run_params(tmp_path / "fast.yaml", preset_name="tiny"))
     assert {p.stem for p in logs.glob("*.log")} == {step.name for step in planned}
-    assert "::progress stage=train n=" in (logs / "target-finetune-mnli-xnli.log").read_text()
-    assert "::progress stage=eval n=" in (logs / "zero-shot-eval-squad-panx.log").read_text()
+    assert "::progress stage=train n=" in (logs / "target-finetune-mnli-1-xnli.log").read_text()
+    assert "::progress stage=eval n=" in (logs / "zero-shot-eval-squad-1-panx.log").read_text()
 
 
 STEPS = ("validate-data", "intermediate-finetune", "intermediate-pass-through", "target-finetune",
-         "target-pass-through-tatoeba", "export-onnx", "zero-shot-eval", "gather-results", "report")
+         "target-pass-through-tatoeba", "export-onnx", "zero-shot-eval", "gather-results", "gather-results-2", "report")
 
 
 def test_local_pipeline_stops_at_validation_on_bad_data(sample_root, tmp_path):
