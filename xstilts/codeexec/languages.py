@@ -276,10 +276,11 @@ def find_toolchain(language: Language, *, typescript_mode: str = "strict") -> To
                 f"{language.name}: toolchain executable `{tool}` not found (searched {SANDBOX_PATH}"
                 + (f" and {REPO_TOOLS / '.bin'}" if tool == "tsc" else "") + f", or set {var}); `make toolchains` "
                 "installs the missing ones")
-        paths[tool] = path
         real = os.path.realpath(path)
         if _outside_system_dirs(real):  # e.g. a JDK under /home or tsc under .tools: the sandbox must see it
             binds.add(str(Path(real).parent.parent))
+        # A link outside the system dirs (e.g. through a symlinked .tools) is not in the sandbox: run its target.
+        paths[tool] = real if _outside_system_dirs(path) else path
     node_modules = ""
     if "node" in language.tools:
         tsc = _find_tool("tsc")
