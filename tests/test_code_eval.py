@@ -175,6 +175,16 @@ def test_bench_rejects_an_unknown_language():
     assert run.returncode == 1 and "unknown language 'cobol'" in run.stderr, run.stderr
 
 
+# A `go test` problem, as MultiPL-E and HumanEval-X write them: an external `_test` package with subtests.
+GO_TEST_PROBLEM = {"task_id": "multipl-e/add", "language": "go", "entry_point": "add",
+                   "prompt": 'package add_test\n\nimport (\n\t"fmt"\n\t"testing"\n)\n\n// add(2, 3) == 5\n'
+                             "func add(a int, b int) int {\n",
+                   "test": "func TestAdd(t *testing.T) {\n\tcandidate := add\n\tfor i, c := range [][3]int{{2, 3, 5}, "
+                           "{-1, 1, 0}} {\n\t\tt.Run(fmt.Sprintf(\"test num %d\", i), func(t *testing.T) {\n"
+                           "\t\t\tif got := candidate(c[0], c[1]); got != c[2] {\n"
+                           "\t\t\t\tt.Errorf(\"got %d, want %d\", got, c[2])\n\t\t\t}\n\t\t})\n\t}\n}\n"}
+
+
 def test_go_follows_the_problems_test_convention(tmp_path):
     """A Go test with `func main` (mxeval's MBXP files, the fixtures) is built and run; one with
     `func TestXxx(t *testing.T)` (MultiPL-E, HumanEval-X; here in an external `_test` package with subtests) runs
@@ -184,13 +194,7 @@ def test_go_follows_the_problems_test_convention(tmp_path):
 
     go = get_language("go")
     assert {go.for_problem(p).source for p in fixture_problems(("go",))} == {"main.go"}
-    problem = {"task_id": "multipl-e/add", "language": "go", "entry_point": "add",
-               "prompt": 'package add_test\n\nimport (\n\t"fmt"\n\t"testing"\n)\n\n// add(2, 3) == 5\n'
-                         "func add(a int, b int) int {\n",
-               "test": "func TestAdd(t *testing.T) {\n\tcandidate := add\n\tfor i, c := range [][3]int{{2, 3, 5}, "
-                       "{-1, 1, 0}} {\n\t\tt.Run(fmt.Sprintf(\"test num %d\", i), func(t *testing.T) {\n"
-                       "\t\t\tif got := candidate(c[0], c[1]); got != c[2] {\n"
-                       "\t\t\t\tt.Errorf(\"got %d, want %d\", got, c[2])\n\t\t\t}\n\t\t})\n\t}\n}\n"}
+    problem = GO_TEST_PROBLEM
     assert go.for_problem(problem).source == "main_test.go"
     samples = [Sample("multipl-e/add", completion, i, i + 1)
                for i, completion in enumerate(["\treturn a + b\n}\n", "\treturn a - b\n}\n"])]
@@ -277,3 +281,17 @@ def test_a_batch_without_results_compiles_its_programs_alone(monkeypatch):
     assert [r["status"] for r in evaluation.samples] == ["passed"] * 3 + [w["expect"] for w in wrong]
     assert evaluation.settings["self_test"]["java"]["available"]
     assert evaluation.settings["batches"]["java"] == {"batches": 2, "programs": 5, "compiled_alone": 5}
+
+
+def test_go_test_programs_compile_in_a_batch_with_the_naive_results():
+    """`go test -c` programs (one worker: a single batch) against one `go test -c` per program."""
+    from xstilts.codeexec.harness import Sample, evaluate
+
+    completions = ["\treturn a + b\n}\n", "\treturn a - b\n}\n", '\treturn "x"\n}\n']
+    samples = [Sample("multipl-e/add", c, i, i + 1) for i, c in enumerate(completions)]
+    runs = {mode: evaluate({"multipl-e/add": GO_TEST_PROBLEM}, samples, ks=[1], workers=1, compilation=mode)
+            for mode in ("batched", "naive")}
+    for mode, evaluation in runs.items():
+        assert [r["status"] for r in evaluation.samples] == ["passed", "failed", "compile_error"], mode
+    assert runs["batched"].samples[2]["stderr"] == runs["naive"].samples[2]["stderr"]
+    assert runs["batched"].settings["batches"]["go"] == {"batches": 1, "programs": 3, "compiled_alone": 0}
