@@ -16,7 +16,7 @@ help:
 	@echo "make compile  recompile pipelines/compiled/xstilts.yaml"
 	@echo "make measure  time the local pipeline (a first run and a cached re-run) and print the installed environment's size"
 	@echo "make toolchains      compilers/runtimes and the bwrap sandbox for xstilts code-eval"
-	@echo "make bench-code-eval sandboxed execution throughput (programs/s) for Python and C++"
+	@echo "make bench-code-eval sandboxed execution throughput (programs/s): batched vs one compiler per program"
 	@echo "make bench-train     training speed: HF Trainer baseline vs each speed lever (bench-train.json)"
 	@echo "make bench-eval      evaluation speed: PyTorch eager fp32 vs onnxruntime setups (bench-eval.json)"
 
@@ -69,7 +69,7 @@ bench-eval: install
 	$(XSTILTS) bench eval
 
 bench-code-eval: install toolchains
-	$(XSTILTS) code-eval --bench --bench-languages python,cpp,go,java --bench-programs 24
+	$(XSTILTS) code-eval --bench --bench-languages python,cpp,go,java,typescript --bench-programs 24
 
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev

@@ -157,10 +157,32 @@ def test_missing_toolchain_names_language_and_executable(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_bench_prints_throughput():
-    run = cli("--bench", "--bench-languages", "python", "--bench-programs", "4", "--workers", "2")
+def test_bench_prints_throughput_beside_the_naive_baseline():
+    run = cli("--bench", "--bench-languages", "python,go", "--bench-programs", "4", "--workers", "2")
     assert run.returncode == 0, run.stderr
-    assert "python: " in run.stdout and " programs/s (4 programs, 4 passed" in run.stdout
+    assert "| language | programs | batched programs/s | naive programs/s | ratio |" in run.stdout, run.stdout
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in run.stdout.splitlines()
+            if line.startswith(("| python ", "| go "))}
+    assert set(rows) == {"python", "go"}, run.stdout
+    for cells in rows.values():
+        assert cells[1] == "4" and cells[4].endswith("×") and cells[-1] == "4 / 4 |", cells
+        assert float(cells[2]) > 0 and float(cells[3]) > 0
+    assert "one compiler process per program" in run.stdout
+
+
+def test_bench_rejects_an_unknown_language():
+    run = cli("--bench", "--bench-languages", "python,cobol")
+    assert run.returncode == 1 and "unknown language 'cobol'" in run.stderr, run.stderr
+
+
+# A `go test` problem, as MultiPL-E and HumanEval-X write them: an external `_test` package with subtests.
+GO_TEST_PROBLEM = {"task_id": "multipl-e/add", "language": "go", "entry_point": "add",
+                   "prompt": 'package add_test\n\nimport (\n\t"fmt"\n\t"testing"\n)\n\n// add(2, 3) == 5\n'
+                             "func add(a int, b int) int {\n",
+                   "test": "func TestAdd(t *testing.T) {\n\tcandidate := add\n\tfor i, c := range [][3]int{{2, 3, 5}, "
+                           "{-1, 1, 0}} {\n\t\tt.Run(fmt.Sprintf(\"test num %d\", i), func(t *testing.T) {\n"
+                           "\t\t\tif got := candidate(c[0], c[1]); got != c[2] {\n"
+                           "\t\t\t\tt.Errorf(\"got %d, want %d\", got, c[2])\n\t\t\t}\n\t\t})\n\t}\n}\n"}
 
 
 def test_go_follows_the_problems_test_convention(tmp_path):
@@ -172,16 +194,104 @@ def test_go_follows_the_problems_test_convention(tmp_path):
 
     go = get_language("go")
     assert {go.for_problem(p).source for p in fixture_problems(("go",))} == {"main.go"}
-    problem = {"task_id": "multipl-e/add", "language": "go", "entry_point": "add",
-               "prompt": 'package add_test\n\nimport (\n\t"fmt"\n\t"testing"\n)\n\n// add(2, 3) == 5\n'
-                         "func add(a int, b int) int {\n",
-               "test": "func TestAdd(t *testing.T) {\n\tcandidate := add\n\tfor i, c := range [][3]int{{2, 3, 5}, "
-                       "{-1, 1, 0}} {\n\t\tt.Run(fmt.Sprintf(\"test num %d\", i), func(t *testing.T) {\n"
-                       "\t\t\tif got := candidate(c[0], c[1]); got != c[2] {\n"
-                       "\t\t\t\tt.Errorf(\"got %d, want %d\", got, c[2])\n\t\t\t}\n\t\t})\n\t}\n}\n"}
+    problem = GO_TEST_PROBLEM
     assert go.for_problem(problem).source == "main_test.go"
     samples = [Sample("multipl-e/add", completion, i, i + 1)
                for i, completion in enumerate(["\treturn a + b\n}\n", "\treturn a - b\n}\n"])]
     rows = evaluate({"multipl-e/add": problem}, samples, ks=[1], workers=2).samples
     assert [r["status"] for r in rows] == ["passed", "failed"], rows
     assert "--- FAIL: TestAdd/test_num_0" in rows[1]["stderr"] and "got -1, want 5" in rows[1]["stderr"], rows[1]
+
+
+# A run-time error and a program that never ends, per compiled language (bodies for each language's problem 0).
+RUNTIME_ERROR = {"java": '        throw new IllegalStateException("boom");\n    }\n}\n',
+                 "typescript": "    throw new Error('boom');\n};\n",
+                 "go": '\tpanic("boom")\n}\n',
+                 "cpp": '    throw runtime_error("boom");\n}\n'}
+NEVER_ENDS = {"java": "        while (true) {}\n    }\n}\n", "typescript": "    while (true) {}\n};\n",
+              "go": "\tfor {\n\t}\n}\n", "cpp": "    while (true) {}\n}\n"}
+
+
+def compiled_language_samples():
+    """Per compiled language: the canonical solutions, the fixtures' wrong ones (a failed test, a compile error),
+    a run-time error and a timeout; TypeScript also a program that imports from another program's folder."""
+    from xstilts.codeexec.harness import Sample
+
+    wrong = read_jsonl(FIXTURES / "wrong_samples.jsonl")
+    problems, rows = {}, []
+    for language, runtime_error in RUNTIME_ERROR.items():
+        for problem in fixture_problems((language,)):
+            problems[problem["task_id"]] = problem
+            rows.append((problem["task_id"], problem["canonical_solution"]))
+        first = f"xstilts-{language}/0"
+        rows += [(w["task_id"], w["completion"]) for w in wrong if w["task_id"].startswith(f"xstilts-{language}/")]
+        rows += [(first, runtime_error), (first, NEVER_ENDS[language])]
+    rows.append(("xstilts-typescript/0", "    return 0;\n};\nimport * as other from '../p0/main';\nconsole.log(other);\n"))
+    seen = {}
+    samples = []
+    for line, (task_id, completion) in enumerate(rows, 1):
+        samples.append(Sample(task_id, completion, seen.get(task_id, 0), line))
+        seen[task_id] = seen.get(task_id, 0) + 1
+    return problems, samples
+
+
+def test_batched_compilation_gives_the_naive_results():
+    """Many programs per compiler process (Java, TypeScript, Go) or a shared precompiled header (C++) against one
+    compiler process per program: the same status, exit code and compiler message for every sample, the same pass@k;
+    a compile error in a batch is only its own program's."""
+    from xstilts.codeexec.harness import evaluate
+
+    problems, samples = compiled_language_samples()
+    runs = {mode: evaluate(problems, samples, ks=[1, 2], workers=2, timeout_s=5.0, compilation=mode)
+            for mode in ("batched", "naive")}
+    batched, naive = runs["batched"], runs["naive"]
+    statuses = [r["status"] for r in naive.samples]
+    assert {"passed", "failed", "compile_error", "timeout"} <= set(statuses), statuses
+    for b, n in zip(batched.samples, naive.samples):
+        assert (b["task_id"], b["status"], b["exit_code"]) == (n["task_id"], n["status"], n["exit_code"]), (b, n)
+        if n["status"] == "compile_error":
+            assert b["stderr"] == n["stderr"] and n["stderr"], (b, n)
+    assert batched.problems == naive.problems
+    for language, row in naive.languages.items():
+        assert {k: v for k, v in batched.languages[language].items() if k != "available"} == \
+            {k: v for k, v in row.items() if k != "available"}, language
+    assert batched.settings["compilation"] == "batched" and naive.settings["batches"] == {}
+    for language in ("java", "typescript", "go"):
+        counts = batched.settings["batches"][language]
+        assert counts["batches"] >= 2 and counts["compiled_alone"] == 0, (language, counts)
+    assert "cpp" not in batched.settings["batches"]
+
+
+def test_a_batch_without_results_compiles_its_programs_alone(monkeypatch):
+    """A batch compiler that records nothing (here: a Java driver that is not there) costs time, not results:
+    each of its programs is compiled on its own."""
+    from dataclasses import replace
+
+    from xstilts.codeexec.harness import Sample, evaluate
+    from xstilts.codeexec.languages import LANGUAGES
+
+    java = LANGUAGES["java"]
+    monkeypatch.setitem(LANGUAGES, "java", replace(java, prepare=lambda tc, *args: replace(
+        tc, batch_driver=("/nonexistent-xstilts-driver",))))
+    problems = {p["task_id"]: p for p in fixture_problems(("java",))}
+    wrong = [w for w in read_jsonl(FIXTURES / "wrong_samples.jsonl") if w["task_id"].startswith("xstilts-java/")]
+    samples = [Sample(t, p["canonical_solution"], 0, i) for i, (t, p) in enumerate(problems.items())] + \
+        [Sample(w["task_id"], w["completion"], 1 + i, 9 + i) for i, w in enumerate(wrong)]
+    evaluation = evaluate(problems, samples, ks=[1], workers=2)
+    assert [r["status"] for r in evaluation.samples] == ["passed"] * 3 + [w["expect"] for w in wrong]
+    assert evaluation.settings["self_test"]["java"]["available"]
+    assert evaluation.settings["batches"]["java"] == {"batches": 2, "programs": 5, "compiled_alone": 5}
+
+
+def test_go_test_programs_compile_in_a_batch_with_the_naive_results():
+    """`go test -c` programs (one worker: a single batch) against one `go test -c` per program."""
+    from xstilts.codeexec.harness import Sample, evaluate
+
+    completions = ["\treturn a + b\n}\n", "\treturn a - b\n}\n", '\treturn "x"\n}\n']
+    samples = [Sample("multipl-e/add", c, i, i + 1) for i, c in enumerate(completions)]
+    runs = {mode: evaluate({"multipl-e/add": GO_TEST_PROBLEM}, samples, ks=[1], workers=1, compilation=mode)
+            for mode in ("batched", "naive")}
+    for mode, evaluation in runs.items():
+        assert [r["status"] for r in evaluation.samples] == ["passed", "failed", "compile_error"], mode
+    assert runs["batched"].samples[2]["stderr"] == runs["naive"].samples[2]["stderr"]
+    assert runs["batched"].settings["batches"]["go"] == {"batches": 1, "programs": 3, "compiled_alone": 0}

@@ -34,8 +34,13 @@ def code_eval_command(
         typescript_mode: str = typer.Option("strict", "--typescript-mode", help="TypeScript type checking: "
                                             "`strict` (type errors are compile errors) or `mxeval-compatible` (run "
                                             "the JavaScript tsc emits despite type errors, as mxeval does)."),
+        compilation: str = typer.Option("batched", "--compilation", help="`batched`: Java, TypeScript and Go "
+                                        "programs compiled many to a compiler process, C++ with a shared precompiled "
+                                        "header; `naive`: one compiler process per program, as mxeval does. Same "
+                                        "results; each program runs in its own sandbox either way."),
         bench: bool = typer.Option(False, "--bench", help="Print throughput (programs/s) on the built-in fixture "
-                                   "problems instead of evaluating files."),
+                                   "problems instead of evaluating files: batched and naive compilation, in the same "
+                                   "run, and their ratio."),
         bench_languages: str = typer.Option("python,cpp", "--bench-languages", help="Languages for --bench."),
         bench_programs: int = typer.Option(24, "--bench-programs", min=1, help="Programs per language for --bench."),
         force: bool = typer.Option(False, "--force", help=FORCE_HELP)):
@@ -47,16 +52,19 @@ def code_eval_command(
     if typescript_mode not in TYPESCRIPT_MODES:
         raise typer.BadParameter(f"{typescript_mode!r}: expected one of {', '.join(TYPESCRIPT_MODES)}",
                                  param_hint="--typescript-mode")
+    if compilation not in ce.COMPILATIONS:
+        raise typer.BadParameter(f"{compilation!r}: expected one of {', '.join(ce.COMPILATIONS)}",
+                                 param_hint="--compilation")
     if bench:
         from xstilts.bench.codeeval import bench as bench_code_eval
+        from xstilts.bench.codeeval import table
+        from xstilts.codeexec.languages import get_language
 
-        figures = bench_code_eval(tuple(split_csv(bench_languages)), programs=bench_programs, workers=workers,
-                                  allow_no_isolation=allow_no_isolation)
-        for language, f in figures.items():
-            print(f"{language}: {f['programs_per_s']} programs/s ({f['programs']} programs, {f['passed']} passed, "
-                  f"{f['wall_s']} s, {f['workers']} workers"
-                  + (f"; {f['programs_per_s_after_prepare']} programs/s after {f['prepare_s']} s of one-time "
-                     "preparation)" if f["prepare_s"] >= 0.1 else ")"))
+        languages = tuple(split_csv(bench_languages))
+        for language in languages:
+            get_language(language)  # an unknown one is an error before anything runs
+        print(table(bench_code_eval(languages, programs=bench_programs, workers=workers,
+                                    allow_no_isolation=allow_no_isolation)), end="")
         return
     for value, flag in ((problems, "--problems"), (samples, "--samples"), (out, "--out")):
         if value is None:
@@ -64,7 +72,8 @@ def code_eval_command(
     with output_folder(out, force):
         evaluation = ce.code_eval(problems, samples, out, ks=ce.parse_ks(k), workers=workers, timeout_s=timeout,
                                   compile_timeout_s=compile_timeout, memory_mb=memory_mb,
-                                  allow_no_isolation=allow_no_isolation, typescript_mode=typescript_mode)
+                                  allow_no_isolation=allow_no_isolation, typescript_mode=typescript_mode,
+                                  compilation=compilation)
     print(ce.markdown_table(evaluation), end="")
     print(f"results: {out}")
 

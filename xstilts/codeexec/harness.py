@@ -5,6 +5,10 @@ Problems are HumanEval/MBXP JSONL rows (`task_id`, `prompt`, `test`, `entry_poin
 pass@k is Chen et al. (2021)'s unbiased estimator 1 - C(n-c, k) / C(n, k), as a product (no huge binomials).
 Each language's toolchain first passes a self-test (selftest.py) in the same sandbox and limits; the samples of a
 language that fails it are `toolchain_error`, and that language gets no pass@k (never 0).
+
+Compilation is `batched` by default (batch.py: Java, TypeScript and Go programs compiled many to a compiler process,
+C++ with a shared precompiled header), or `naive`: one compiler process per program and no shared preparation, as
+mxeval and MultiPL-E run them; both give the same results. Either way each program runs alone in its own sandbox.
 """
 
 from __future__ import annotations
@@ -12,25 +16,32 @@ from __future__ import annotations
 import json
 import os
 import queue
+import shutil
 import time
-from collections import Counter, defaultdict
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 import numpy as np
 from tqdm import tqdm
 from xstilts import env
 from xstilts.progress import Progress
+from xstilts.codeexec.batch import Compiled, adopt, batch_size, compile_batch
 from xstilts.codeexec.languages import (LANGUAGES, STATUSES, Execution, Toolchain, check_typescript_mode, execute,
-                                        find_toolchain)
+                                        find_toolchain, run_built)
 from xstilts.codeexec.selftest import checks_for, verdict
-from xstilts.errors import DataError
+from xstilts.errors import DataError, XstiltsError
 from xstilts.io import atomic_dir, atomic_write_text, read_jsonl, write_json
 from xstilts.codeexec.sandbox import Sandbox
 
 
 PROBLEM_FIELDS = ("task_id", "prompt", "test", "entry_point", "language")
 SAMPLE_FIELDS = ("task_id", "completion")
+# batched: many programs per compiler process (batch.py); naive: one per program, nothing prepared (as mxeval).
+COMPILATIONS = ("batched", "naive")
 
 
 @dataclass(frozen=True)
@@ -170,32 +181,125 @@ def _summarise(problems: dict[str, dict], samples: list[Sample], executions: lis
     return sample_rows, problem_rows, languages
 
 
+class UnknownCompilationError(XstiltsError):
+    pass
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Runner:
+    """Runs programs on `pool`, one sandbox slot per task: each alone (its own compile, then its run), or, with
+    batched compilation, compiled in batches (batch.py) and then each run alone."""
+    sandbox: Sandbox
+    toolchains: dict[str, Toolchain]
+    scratch: Path
+    pool: ThreadPoolExecutor
+    workers: int
+    compilation: str
+    limits: dict  # timeout_s, compile_timeout_s, memory_mb
+    slots: queue.Queue = field(default_factory=queue.Queue)
+    batches: Counter = field(default_factory=Counter)  # (language, batches | programs | compiled_alone) → count
+
+    def with_slot(self, work: Callable[[int], T]) -> T:
+        slot = self.slots.get()
+        try:
+            return work(slot)
+        finally:
+            self.slots.put(slot)
+
+    def execute_alone(self, problem: dict, completion: str) -> Execution:
+        return self.with_slot(lambda slot: execute(problem, completion, self.sandbox,
+                                                   self.toolchains[problem["language"]], slot=slot,
+                                                   scratch=self.scratch, **self.limits))
+
+    def run_compiled(self, problem: dict, compiled: Compiled) -> Execution:
+        def work(slot: int) -> Execution:
+            try:
+                adopt(compiled.workdir, self.sandbox, slot)
+                return run_built(LANGUAGES[problem["language"]].for_problem(problem),
+                                 self.toolchains[problem["language"]], compiled.built, self.sandbox,
+                                 compiled.workdir, slot=slot, **self.limits)
+            finally:
+                shutil.rmtree(compiled.workdir, ignore_errors=True)
+        return self.with_slot(work)
+
+    def compile_chunk(self, programs: list[tuple[dict, str]]) -> list[Compiled | None]:
+        problem = programs[0][0]
+        language = LANGUAGES[problem["language"]].for_problem(problem)
+        return self.with_slot(lambda slot: compile_batch(language, self.toolchains[problem["language"]], programs,
+                                                         self.sandbox, self.scratch, slot,
+                                                         self.limits["compile_timeout_s"]))
+
+    def run_all(self, programs: list[tuple[dict, str]], done: Callable[[], None] = lambda: None) -> list[Execution]:
+        """Every program's Execution, in order. A batch compiles when a worker has no run to do, so the programs a
+        batch compiled run before the next batch starts: compiled programs wait on disk for a batch or two at most."""
+        executions: list[Execution | None] = [None] * len(programs)
+        runs: deque[tuple[int, Callable[[], Execution]]] = deque()
+        waiting: deque[list[int]] = deque()
+        groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, (problem, completion) in enumerate(programs):
+            language = LANGUAGES[problem["language"]].for_problem(problem)
+            if self.compilation == "batched" and language.batch is not None:
+                groups[(problem["language"], language.source)].append(i)
+            else:
+                runs.append((i, partial(self.execute_alone, problem, completion)))
+        for indices in groups.values():
+            size = batch_size(len(indices), self.workers)
+            for start in range(0, len(indices), size):
+                chunk = indices[start:start + size]
+                if len(chunk) > 1:
+                    waiting.append(chunk)
+                else:  # a batch of one would only add the driver's start-up
+                    runs.extend((i, partial(self.execute_alone, *programs[i])) for i in chunk)
+        in_flight: dict[Future, tuple[bool, int | list[int]]] = {}
+        while True:
+            while len(in_flight) < self.workers and (runs or waiting):
+                if runs:
+                    i, work = runs.popleft()
+                    in_flight[self.pool.submit(work)] = (False, i)
+                else:
+                    chunk = waiting.popleft()
+                    in_flight[self.pool.submit(self.compile_chunk, [programs[i] for i in chunk])] = (True, chunk)
+            if not in_flight:
+                return executions
+            finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in finished:
+                is_batch, what = in_flight.pop(future)
+                if not is_batch:
+                    executions[what] = future.result()
+                    done()
+                    continue
+                compiled = future.result()
+                language = programs[what[0]][0]["language"]
+                self.batches.update({(language, "batches"): 1, (language, "programs"): len(what),
+                                     (language, "compiled_alone"): sum(c is None for c in compiled)})
+                for i, outcome in zip(what, compiled):
+                    runs.append((i, partial(self.run_compiled, programs[i][0], outcome) if outcome is not None
+                                 else partial(self.execute_alone, *programs[i])))
+
+    def batch_counts(self) -> dict[str, dict[str, int]]:
+        return {lang: {key: self.batches[(lang, key)] for key in ("batches", "programs", "compiled_alone")}
+                for lang in sorted({lang for lang, _ in self.batches})}
+
+
 def evaluate(problems: dict[str, dict], samples: list[Sample], *, ks: list[int], workers: int | None = None,
              timeout_s: float = 10.0, compile_timeout_s: float = 60.0, memory_mb: int = 512,
-             allow_no_isolation: bool = False, typescript_mode: str = "strict", desc: str = "code-eval") -> Evaluation:
+             allow_no_isolation: bool = False, typescript_mode: str = "strict", compilation: str = "batched",
+             desc: str = "code-eval") -> Evaluation:
     """Self-test each language's toolchain, then run every sample (in parallel, one sandboxed program per worker at
-    a time) and compute pass@k."""
+    a time) and compute pass@k. `compilation`: `batched` (batch.py) or `naive` (one compiler process per program,
+    no precompiled header: the benchmark's baseline); the results are the same."""
     check_typescript_mode(typescript_mode)
+    if compilation not in COMPILATIONS:
+        raise UnknownCompilationError(f"unknown compilation {compilation!r}; known: {', '.join(COMPILATIONS)}")
     sandbox = Sandbox(allow_no_isolation=allow_no_isolation)
     used = sorted({problems[s.task_id]["language"] for s in samples})
     toolchains: dict[str, Toolchain] = {lang: find_toolchain(LANGUAGES[lang], typescript_mode=typescript_mode)
                                         for lang in used}  # fail before running
     workers = max(1, workers or os.cpu_count() or 1)
-    slots: queue.Queue[int] = queue.Queue()
-
-    def run_program(problem: dict, completion: str) -> Execution:  # `scratch` is bound below, before any call
-        slot = slots.get()
-        try:
-            return execute(problem, completion, sandbox, toolchains[problem["language"]], timeout_s=timeout_s,
-                           compile_timeout_s=compile_timeout_s, memory_mb=memory_mb, slot=slot, scratch=scratch)
-        finally:
-            slots.put(slot)
-
-    def run_one(sample: Sample) -> Execution:
-        problem = problems[sample.task_id]
-        if problem["language"] in unavailable:
-            return Execution("toolchain_error", 0.0, 0.0, None, unavailable[problem["language"]])
-        return run_program(problem, sample.completion)
+    limits = {"timeout_s": timeout_s, "compile_timeout_s": compile_timeout_s, "memory_mb": memory_mb}
 
     start = time.monotonic()
     executions: list[Execution | None] = [None] * len(samples)
@@ -203,31 +307,47 @@ def evaluate(problems: dict[str, dict], samples: list[Sample], *, ks: list[int],
             ThreadPoolExecutor(max_workers=workers) as pool, \
             tqdm(total=len(samples), desc=desc, unit="program", dynamic_ncols=True, mininterval=1.0,
                  disable=not env.progress_enabled()) as progress:
+        runner = _Runner(sandbox, toolchains, scratch, pool, workers, compilation, limits)
         for slot in reserved:
-            slots.put(slot)
+            runner.slots.put(slot)
         uids = [sandbox.uid(slot) for slot in reserved] if sandbox.isolation.dedicated_uids else []
         for lang, toolchain in toolchains.items():
-            if LANGUAGES[lang].prepare is not None:
+            if LANGUAGES[lang].prepare is not None and compilation == "batched":
                 toolchains[lang] = LANGUAGES[lang].prepare(toolchain, sandbox, scratch, reserved[0])
-        # The self-test: once per language and evaluation, with the samples' sandbox, limits and toolchains.
+        # The self-test: once per language and evaluation, with the samples' sandbox, limits, toolchains and
+        # compilation.
         checks = [(lang, check) for lang in used for check in checks_for(lang)]
-        outcomes = list(pool.map(lambda item: run_program(item[1].problem(), item[1].completion), checks))
+        outcomes = runner.run_all([(check.problem(), check.completion) for _, check in checks])
         self_test = {lang: verdict(lang, toolchains[lang], [(c, r) for (cl, c), r in zip(checks, outcomes)
                                                              if cl == lang]) for lang in used}
         unavailable = {lang: record["reason"] for lang, record in self_test.items() if not record["available"]}
         prepare_s = time.monotonic() - start
-        futures = {pool.submit(run_one, sample): i for i, sample in enumerate(samples)}
+        runner.batches.clear()
+        scored = []
+        for i, sample in enumerate(samples):
+            language = problems[sample.task_id]["language"]
+            if language in unavailable:
+                executions[i] = Execution("toolchain_error", 0.0, 0.0, None, unavailable[language])
+            else:
+                scored.append(i)
         position = Progress("execute", len(samples))
-        for future in as_completed(futures):
-            executions[futures[future]] = future.result()
+        progress.update(len(samples) - len(scored))
+        position.advance(len(samples) - len(scored))
+
+        def advance() -> None:
             progress.update()
             position.advance()
+
+        ran = runner.run_all([(problems[samples[i].task_id], samples[i].completion) for i in scored], advance)
+        for i, execution in zip(scored, ran):
+            executions[i] = execution
         position.close()
     wall = time.monotonic() - start
     sample_rows, problem_rows, languages = _summarise(problems, samples, executions, ks, unavailable)
     settings = {"timeout_s": timeout_s, "compile_timeout_s": compile_timeout_s, "memory_mb": memory_mb,
                 "typescript_mode": typescript_mode, "workers": workers, "wall_s": round(wall, 3),
-                "prepare_s": round(prepare_s, 3), "isolation": {**sandbox.isolation.as_dict(), "uids": uids},
+                "prepare_s": round(prepare_s, 3), "compilation": compilation, "batches": runner.batch_counts(),
+                "isolation": {**sandbox.isolation.as_dict(), "uids": uids},
                 "toolchains": {lang: _toolchain_record(tc) for lang, tc in toolchains.items()},
                 "self_test": self_test}
     return Evaluation(ks, sample_rows, problem_rows, languages, settings)

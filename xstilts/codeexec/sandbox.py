@@ -158,7 +158,7 @@ def _bwrap_argv(bwrap: str, workdir: Path, *, writable: bool, tmp_mb: int, env: 
     return argv + ["--"]
 
 
-def _read_capped(path: Path) -> tuple[str, bool]:
+def read_capped(path: Path) -> tuple[str, bool]:
     """The head and tail of an output file (the file itself is capped by RLIMIT_FSIZE)."""
     size = path.stat().st_size
     with open(path, "rb") as f:
@@ -266,8 +266,8 @@ class Sandbox:
                 exit_code = _spawn(command, cwd=workdir, env=popen_env, uid=uid, wall_s=limits.wall_s,
                                    stdout=out, stderr=err, bwrap=bwrap, cgroup=cgroup)
                 duration = time.monotonic() - start
-            stdout, cut_out = _read_capped(out_path)
-            stderr, cut_err = _read_capped(err_path)
+            stdout, cut_out = read_capped(out_path)
+            stderr, cut_err = read_capped(err_path)
         timed_out = exit_code is None
         if exit_code is not None and exit_code < 0:  # prlimit itself signalled (only without bwrap)
             exit_code = 128 - exit_code
