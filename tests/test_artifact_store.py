@@ -169,7 +169,7 @@ def test_components_record_dvc_md5_on_the_model(tmp_path):
     Path(dataset.path).mkdir()
     (Path(dataset.path) / "manifest.json").write_text("{}\n")
     inter = artifact(Model, "inter")
-    intermediate_finetune.python_func(condition="none", dataset=dataset, model_name="tiny", model_revision="",
+    intermediate_finetune.python_func(condition="none", seed=1, dataset=dataset, model_name="tiny", model_revision="",
                                       train_params={}, model=inter, metrics=artifact(Metrics, "im"), dvc_remote=remote)
     target = artifact(Model, "target")
     target_finetune.python_func(target_task="tatoeba", dataset=dataset, intermediate_model=inter, train_params={},
@@ -186,7 +186,7 @@ def test_components_record_dvc_md5_on_the_model(tmp_path):
     assert (Path(onnx_model.path) / "model.onnx").exists()
 
     plain = artifact(Model, "plain")  # without dvc_remote nothing is pushed and no dvc_* keys appear
-    intermediate_finetune.python_func(condition="none", dataset=dataset, model_name="tiny", model_revision="",
+    intermediate_finetune.python_func(condition="none", seed=1, dataset=dataset, model_name="tiny", model_revision="",
                                       train_params={}, model=plain, metrics=artifact(Metrics, "pm"))
     assert not [k for k in plain.metadata if k.startswith("dvc_")]
 

@@ -28,12 +28,12 @@ def test_launcher_component_runs_a_two_process_intermediate_trainjob(dataset, tm
     train = {"max_steps": 2, "batch_size": 8, "max_length": 64, "max_train_examples": 40, "max_eval_examples": 16,
              "checkpoint_every": 1000}
     settings = local_settings(PET_NPROC_PER_NODE="2")
-    trainjob_launcher.python_func(condition="sst2", dataset=Dataset(name="d", uri=str(dataset), metadata={}),
+    trainjob_launcher.python_func(condition="sst2", seed=3, dataset=Dataset(name="d", uri=str(dataset), metadata={}),
                                   model_name="tiny", model_revision="", train_params=train, model=model,
                                   metrics=metrics, image="unused-locally", num_nodes=1, gpus_per_node=0,
                                   shared_mount=str(tmp_path / "shared"), env=settings.env, backend="local")
     info = read_json(tmp_path / "model" / "training.json")
-    assert info["tasks"] == ["sst2"] and info["steps"] == 2 and info["world_size"] == 2
+    assert info["tasks"] == ["sst2"] and info["steps"] == 2 and info["world_size"] == 2 and info["seed"] == 3
     assert (tmp_path / "model" / "heads.json").exists()
     assert metrics.metadata["steps"] == 2 and metrics.metadata["world_size"] == 2
     assert model.metadata["trainjob"] and model.metadata["condition"] == "sst2"

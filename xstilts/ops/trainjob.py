@@ -160,7 +160,7 @@ def intermediate_trainjob(condition: str, dataset_dir: str | Path, model_name: s
             "intermediate_train": dataclasses.asdict(config)}), encoding="utf-8")
         command = torchrun_command(["step", "intermediate", "--condition", condition, "--dataset",
                                     str(work / "dataset"), "--out", str(work / "model"),
-                                    "--params", str(work / "params.yaml")])
+                                    "--params", str(work / "params.yaml"), "--seed", str(config.seed)])
         job = launch_trainjob(command, settings)
         if not (work / "model" / "training.json").exists():
             raise TrainJobError(f"TrainJob {job['name']} completed but wrote no model to {work / 'model'}")
