@@ -260,7 +260,8 @@ def test_compiled_components_cache_all_but_resolve_and_gate():
     cached = {name for name, source in sources.items() if "run_cached(" in source}
     assert cached == {"exec-validate-data", "exec-intermediate-finetune", "exec-intermediate-pass-through",
                       "exec-target-finetune", "exec-target-pass-through-bucc18", "exec-target-pass-through-tatoeba",
-                      "exec-export-onnx", "exec-zero-shot-eval", "exec-gather-results", "exec-report"}
+                      "exec-export-onnx", "exec-zero-shot-eval", "exec-gather-results", "exec-gather-results-2",
+                      "exec-report"}
     for step in CACHED_STEPS:
         assert any(f'run_cached("{step}"' in source for source in sources.values()), step
 
@@ -300,17 +301,18 @@ def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
         run_dir = next((tmp_path / run / "kfp").iterdir())
         step_logs = {p.stem: p.read_text() for p in (run_dir / "logs").glob("*.log")}
         assert set(step_logs) == STEP_LOGS == planned  # the live view planned the steps that ran
-        assert "Got executor_input" in step_logs["target-finetune-mnli-xnli"]  # the step's whole output
+        assert "Got executor_input" in step_logs["target-finetune-mnli-1-xnli"]  # the step's whole output
         assert "Got executor_input" not in out.stdout
         verb = "stored" if run == "first" else "reused"
-        assert f"[cache] target: {verb} " in step_logs["target-finetune-mnli-xnli"]
+        assert f"[cache] target: {verb} " in step_logs["target-finetune-mnli-1-xnli"]
         assert all(f" {s} " in out.stdout for s in STEP_LOGS)
         logs.append("".join(step_logs.values()))
         report = Path(lines[-1][8:])
         summaries.append(json.loads((report.parent / "summary.json").read_text()))
-    assert sum(" cached " in line for line in lines) == 18 and sum(" done " in line for line in lines) == 2
-    # 1 validate, 2 intermediate, 2 × 2 target/export/evaluate, 2 gather, 1 report
-    expected = {"validate": 1, "intermediate": 2, "target": 4, "export": 4, "evaluate": 4, "gather": 2, "report": 1}
+    assert sum(" cached " in line for line in lines) == 20 and sum(" done " in line for line in lines) == 2
+    # 1 validate, 2 intermediate, 2 × 2 target/export/evaluate, 2 + 2 gather (per condition × seed, per condition),
+    # 1 report
+    expected = {"validate": 1, "intermediate": 2, "target": 4, "export": 4, "evaluate": 4, "gather": 4, "report": 1}
     for verb, log in (("stored", logs[0]), ("reused", logs[1])):
         counts = {step: log.count(f"[cache] {step}: {verb} ") for step in CACHED_STEPS}
         assert counts == expected, (verb, counts)
@@ -322,12 +324,13 @@ def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
 
 
 # `none` and the retrieval target (tatoeba) pass through in their own branches (CPU pods on a cluster)
-STEP_LOGS = {"resolve-data", "validate-data", "promotion-gate", "report", "intermediate-pass-through-none",
-             "intermediate-finetune-mnli", "gather-results-none", "gather-results-mnli",
-             *(f"{step}-{c}-{t}" for step in ("export-onnx", "zero-shot-eval") for c in ("none", "mnli")
+STEP_LOGS = {"resolve-data", "validate-data", "promotion-gate", "report", "intermediate-pass-through-none-1",
+             "intermediate-finetune-mnli-1", "gather-results-none-1", "gather-results-mnli-1", "gather-results-2-none",
+             "gather-results-2-mnli",
+             *(f"{step}-{c}-1-{t}" for step in ("export-onnx", "zero-shot-eval") for c in ("none", "mnli")
                for t in ("xnli", "tatoeba")),
-             *(f"target-finetune-{c}-xnli" for c in ("none", "mnli")),
-             *(f"target-pass-through-tatoeba-{c}-tatoeba" for c in ("none", "mnli"))}
+             *(f"target-finetune-{c}-1-xnli" for c in ("none", "mnli")),
+             *(f"target-pass-through-tatoeba-{c}-1-tatoeba" for c in ("none", "mnli"))}
 
 
 def test_timings_and_run_paths_do_not_change_the_key(cache, tmp_path):
