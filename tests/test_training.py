@@ -82,7 +82,9 @@ def test_multitask_training_shares_the_encoder_and_samples_tasks(dataset, tmp_pa
 def test_retrieval_targets_pass_the_encoder_through(dataset, target_model, tmp_path):
     result = target_finetune("tatoeba", dataset, target_model.parent / "none", tmp_path / "tatoeba", TrainConfig())
     assert result["skipped"] and result["steps"] == 0
-    assert read_json(tmp_path / "tatoeba" / "heads.json") == {"condition": "none", "heads": {}, "task": "tatoeba"}
+    # the restart's seed comes from the intermediate model (`none`, passed through with its train settings' seed)
+    assert read_json(tmp_path / "tatoeba" / "heads.json") == {"condition": "none", "seed": 1, "heads": {},
+                                                              "task": "tatoeba"}
 
 
 def test_heads_are_dropped_and_rebuilt(dataset, small_config, tmp_path):
