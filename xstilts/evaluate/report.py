@@ -186,13 +186,13 @@ def _significance_rows(summary: dict) -> list[list[str]]:
 def copy_predictions(read: list[tuple[Path, list[dict]]], root: Path) -> None:
     """Every cell's per-example predictions into root/predictions/<condition>/seed-<seed>/<task>/."""
     from xstilts.evaluate.predictions import FOLDER
-    from xstilts.evaluate.summary import _link_or_copy
+    from xstilts.evaluate.summary import link_or_copy
 
     for _, results in read:
         for r in results:
             if r.get("predictions_dir"):
                 dest = root / FOLDER / str(r["condition"]) / seed_folder(r.get("seed")) / r["task"]
-                shutil.copytree(r["predictions_dir"], dest, copy_function=_link_or_copy)
+                shutil.copytree(r["predictions_dir"], dest, copy_function=link_or_copy)
 
 
 def build_report(result_files: list[str | Path], out_dir: str | Path, html_path: str | Path | None = None,

@@ -94,7 +94,7 @@ def named_inputs(read: list[tuple[Path, list[dict]]], key, prefix: str) -> dict[
     return named
 
 
-def _link_or_copy(src: str, dst: str) -> str:
+def link_or_copy(src: str, dst: str) -> str:
     """A hard link where both sides share a file system (a local run), else a copy (pods on a cluster)."""
     try:
         os.link(src, dst)
@@ -131,7 +131,7 @@ def gather_results(result_files: list[str | Path], out_dir: str | Path) -> dict:
             relative = None
             if source is not None:
                 relative = Path(preds.FOLDER) / str(condition) / seed_folder(r.get("seed")) / r["task"]
-                shutil.copytree(source, tmp / relative, copy_function=_link_or_copy)
+                shutil.copytree(source, tmp / relative, copy_function=link_or_copy)
             gathered.append({**r, "predictions": None if relative is None else relative.as_posix()})
         data = {"condition": condition, "seeds": sorted({r.get("seed") for r in gathered}, key=str),
                 "results": gathered}
