@@ -52,3 +52,45 @@ class Progress:
 
 def line(stage: str, n: int, total: int) -> str:
     return f"{PREFIX} stage={stage} n={n} total={total}"
+
+
+PHASE_PREFIX = "::phase"
+# The phases a step's time is broken into by `make measure` (pipelines/measure.py), in the order they happen.
+PHASES = ("import", "load", "compute", "export", "parity", "write")
+
+
+class phase:
+    """Time a part of a step: `with phase("load"): ...` prints `::phase name=load seconds=1.234` when it ends (with
+    XSTILTS_PROGRESS_LINES=1, as `::progress` lines), for `make measure`'s per-step breakdown. Nested phases count
+    in both (the reader takes each name's sum)."""
+
+    def __init__(self, name: str, enabled: bool | None = None):
+        if name not in PHASES:
+            raise ValueError(f"phase must be one of {PHASES}, not {name!r}")
+        self.name = name
+        self.enabled = env.progress_lines_enabled() if enabled is None else enabled
+
+    def __enter__(self) -> "phase":
+        self._started = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        report_phase(self.name, time.perf_counter() - self._started, self.enabled)
+
+
+def report_phase(name: str, seconds: float, enabled: bool | None = None) -> None:
+    """Print one `::phase` line (a phase timed elsewhere, e.g. the imports before a step's function starts)."""
+    if env.progress_lines_enabled() if enabled is None else enabled:
+        print(f"{PHASE_PREFIX} name={name} seconds={seconds:.3f}", file=sys.stdout, flush=True)
+
+
+def process_seconds() -> float:
+    """Wall seconds since this process started (a fork: since the fork), from /proc; 0.0 where there is none."""
+    import os
+
+    try:
+        with open("/proc/self/stat", "rb") as stat, open("/proc/uptime", "rb") as uptime:
+            started_ticks = int(stat.read().rsplit(b")", 1)[1].split()[19])
+            return max(0.0, float(uptime.read().split()[0]) - started_ticks / os.sysconf("SC_CLK_TCK"))
+    except (OSError, ValueError, IndexError):
+        return 0.0
