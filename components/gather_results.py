@@ -11,10 +11,9 @@ def gather_results(results: Input[List[Artifact]], gathered: Output[Artifact]):
     """One condition's zero-shot results and their per-example predictions in one artifact: a loop's fan-in, used
     twice (one condition × seed's target tasks, then one condition's seeds)."""
     from xstilts.provenance import metadata
-    from xstilts.evaluate.summary import gather_results as gather
-    from xstilts.ops.stepcache import run_cached
+    from xstilts.ops.stepcache import lazy, run_cached
 
-    data = run_cached("gather", gather, inputs={"result_files": [r.path for r in results]},
+    data = run_cached("gather", lazy("xstilts.evaluate.summary:gather_results"), inputs={"result_files": [r.path for r in results]},
                       outputs={"out_dir": gathered.path})
     gathered.metadata.update({"condition": data["condition"], "seeds": data["seeds"],
                               "targets": sorted({r["task"] for r in data["results"]}), **metadata(gathered.path)})

@@ -15,13 +15,13 @@ def intermediate_finetune(condition: str, seed: int, dataset: Input[Dataset], mo
     from functools import partial
 
     from xstilts.ops.artifact_store import push_metadata
-    from xstilts.train.distributed import run_data_parallel
-    from xstilts.provenance import metadata
-    from xstilts.ops.stepcache import run_cached
+    from xstilts.provenance import metadata, scalar_metrics
+    from xstilts.ops.stepcache import lazy, run_cached
     from xstilts.config import TrainConfig
-    from xstilts.train.finetune import intermediate_finetune as finetune, scalar_metrics
 
-    result = run_cached("intermediate", partial(run_data_parallel, finetune), inputs={"dataset_dir": dataset.path},
+    result = run_cached("intermediate", partial(lazy("xstilts.train.distributed:run_data_parallel"),
+                                                lazy("xstilts.train.finetune:intermediate_finetune")),
+                        inputs={"dataset_dir": dataset.path},
                         outputs={"out_dir": model.path},
                         params={"condition": condition, "model_name": model_name,
                                 "config": TrainConfig.from_dict({**train_params, "seed": int(seed)}),

@@ -12,10 +12,9 @@ def report(results: Input[List[Artifact]], decision: Input[Artifact], summary: O
     """Every (condition, target task) score: task × condition table with XTREME average and deltas vs `none`,
     best intermediate per target, the promotion gate's decision, heatmaps, Markdown/HTML report, summary.json."""
     from xstilts.provenance import metadata
-    from xstilts.evaluate.report import build_report
-    from xstilts.ops.stepcache import run_cached
+    from xstilts.ops.stepcache import lazy, run_cached
 
-    result = run_cached("report", build_report,
+    result = run_cached("report", lazy("xstilts.evaluate.report:build_report"),
                         inputs={"result_files": [r.path for r in results], "decision": decision.path},
                         outputs={"out_dir": summary.path, "html_path": report_html.path, "md_path": report_md.path})
     summary.metadata.update({"targets": result["targets"], "conditions": result["conditions"],

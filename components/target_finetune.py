@@ -14,14 +14,13 @@ def target_finetune(target_task: str, dataset: Input[Dataset], intermediate_mode
     from functools import partial
 
     from xstilts.ops.artifact_store import push_metadata
-    from xstilts.train.distributed import run_data_parallel
-    from xstilts.provenance import metadata
-    from xstilts.ops.stepcache import run_cached
+    from xstilts.provenance import metadata, scalar_metrics
+    from xstilts.ops.stepcache import lazy, run_cached
     from xstilts.config import TrainConfig
-    from xstilts.train.finetune import scalar_metrics, target_finetune as finetune
 
     # The condition is read from the intermediate model (kfp.local mis-resolves an outer loop item in a nested loop).
-    result = run_cached("target", partial(run_data_parallel, finetune),
+    result = run_cached("target", partial(lazy("xstilts.train.distributed:run_data_parallel"),
+                                          lazy("xstilts.train.finetune:target_finetune")),
                         inputs={"dataset_dir": dataset.path, "intermediate_model": intermediate_model.path},
                         outputs={"out_dir": model.path},
                         params={"task_name": target_task, "config": TrainConfig.from_dict(train_params)})

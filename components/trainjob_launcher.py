@@ -16,9 +16,8 @@ def trainjob_launcher(condition: str, seed: int, dataset: Input[Dataset], model_
     streams its logs and fails when it fails. The nodes run
     `image` and share `shared_pvc` (mounted at `shared_mount` here too) with this pod."""
     from xstilts.ops.artifact_store import push_metadata
-    from xstilts.provenance import metadata
+    from xstilts.provenance import metadata, scalar_metrics
     from xstilts.config import TrainConfig
-    from xstilts.train.finetune import scalar_metrics
     from xstilts.ops.trainjob import TrainJobSettings, intermediate_trainjob
 
     resources = {"cpu": cpu_per_node, "memory": memory_per_node, **({"gpu": gpus_per_node} if gpus_per_node else {})}

@@ -14,10 +14,9 @@ def validate_data(target_tasks: list, conditions: list, data: str, task_data: di
     this step's caching key (KFP's, and locally xstilts.ops.stepcache's); `data_repo`/`data_rev` are recorded as the
     user asked for them."""
     from xstilts.provenance import metadata
-    from xstilts.ops.stepcache import run_cached
-    from xstilts.data.validate import validate_experiment
+    from xstilts.ops.stepcache import lazy, run_cached
 
-    manifest = run_cached("validate", validate_experiment, inputs={},
+    manifest = run_cached("validate", lazy("xstilts.data.validate:validate_experiment"), inputs={},
                           outputs={"out_dir": dataset.path, "report_html": report_html.path, "report_md": report_md.path},
                           params={"target_tasks": target_tasks, "conditions": conditions, "data": data,
                                   "languages": languages or None, "hf_revision": hf_revision or None,

@@ -11,11 +11,10 @@ def zero_shot_eval(onnx_model: Input[Model], dataset: Input[Dataset], results: O
     """Score the ONNX model in onnxruntime on every evaluation language's test split (the task kind's metric; code
     generation: sampled completions executed in the sandbox, pass@k, with the `generation` settings). Local runs reuse
     a cached result of the same inputs, parameters and code (xstilts.ops.stepcache)."""
-    from xstilts.evaluate.zero_shot import zero_shot_eval as evaluate
     from xstilts.provenance import metadata
-    from xstilts.ops.stepcache import run_cached
+    from xstilts.ops.stepcache import lazy, run_cached
 
-    result = run_cached("evaluate", evaluate, inputs={"onnx_dir": onnx_model.path, "dataset_dir": dataset.path},
+    result = run_cached("evaluate", lazy("xstilts.evaluate.zero_shot:zero_shot_eval"), inputs={"onnx_dir": onnx_model.path, "dataset_dir": dataset.path},
                         outputs={"out_dir": results.path, "html_path": table_html.path, "md_path": table_md.path},
                         params={"generation": generation})
     for language, score in result["scores"].items():

@@ -15,7 +15,13 @@ workers, which fork the same way. It starts no work of torch's, so each fork sta
 Protocol (one Unix socket connection a step): the runner sends an 8-byte length and, with it, the write end of its
 pipe (SCM_RIGHTS), then a JSON request {program, args, env, cwd}; the server forks, and the fork runs the step and
 answers with its 4-byte exit code before it exits. No answer (the fork was killed) reads as a failure.
-A command that is not the shape kfp 2.17 writes, or a server that has not started, runs as kfp.local runs it."""
+A command that is not the shape kfp 2.17 writes, or a server that has not started, runs as kfp.local runs it.
+
+Two servers (pipelines/local.py): a light one, up in about a second, that imports kfp and the step cache only and has
+every step's code fingerprint computed (xstilts.ops.stepcache.warm), so that a cached step is restored in a fork
+without importing torch; and a heavy one (PRELOAD["heavy"]), started at the first step that is not cached: such a
+step ends its light fork with PROBE_MISS_EXIT before computing anything (XSTILTS_STEP_PROBE=1) and runs again in a
+heavy fork."""
 
 from __future__ import annotations
 
@@ -33,13 +39,23 @@ import threading
 import traceback
 from pathlib import Path
 
-# What every step would import anyway: kfp's executor, torch, transformers' encoder/decoder classes, onnxruntime,
-# the ONNX exporter and its fusions, and the xstilts modules the components call. Not great-expectations (3 s, the
-# validate step only, which runs once).
-PRELOAD = ("kfp.dsl.executor_main", "torch", "onnxruntime", "torch.onnx._internal.exporter._core",
-           "onnxscript.rewriter.ort_fusions", "xstilts.train.finetune", "xstilts.export.encoder",
-           "xstilts.evaluate.zero_shot", "xstilts.evaluate.report", "xstilts.ops.stepcache", "xstilts.train.distributed",
-           "xstilts.ops.lineage", "xstilts.ops.artifact_store")
+# What a step that computes would import anyway: kfp's executor, torch, transformers' encoder/decoder classes,
+# onnxruntime, the ONNX exporter and its fusions, and the xstilts modules the components call. Not great-expectations
+# (3 s, the validate step only, which runs once). The light server: kfp's executor and what every step imports
+# before it knows whether it is cached.
+LIGHT = ("kfp.dsl.executor_main", "xstilts.ops.stepcache", "xstilts.config", "xstilts.provenance",
+         "xstilts.ops.artifact_store", "xstilts.ops.promotion", "xstilts.data.dvc", "xstilts.ops.preflight")
+PRELOAD = {
+    "light": LIGHT,
+    "heavy": LIGHT + ("torch", "onnxruntime", "torch.onnx._internal.exporter._core", "onnxscript.rewriter.ort_fusions",
+                      "xstilts.train.finetune", "xstilts.export.encoder", "xstilts.evaluate.zero_shot",
+                      "xstilts.evaluate.report", "xstilts.train.distributed", "xstilts.ops.lineage"),
+}
+# The steps' library functions, as the components (and the library, for a cached part of a step) name them
+# (`lazy("module:function")`): the light server computes their code fingerprints once, before it forks.
+ROOT = Path(__file__).resolve().parent.parent
+LAZY_SOURCES = ("components/*.py", "xstilts/**/*.py")
+LAZY_REFERENCE = re.compile(r'lazy\("([\w.]+:[\w.]+)"\)')
 TRANSFORMERS_CLASSES = ("XLMRobertaModel", "XLMRobertaConfig", "PreTrainedTokenizerFast", "AutoTokenizer",
                         "LlamaForCausalLM", "LlamaConfig")
 # The script kfp 2.17 puts before a lightweight component's code (`$0`) and its arguments (`$@`).
@@ -62,21 +78,25 @@ def parse_command(full_command: list[str]) -> tuple[str, list[str]] | None:
 class ForkServer:
     """The runner's side: start the server, run steps through it, stop it."""
 
-    def __init__(self):
-        self.dir = tempfile.mkdtemp(prefix="xstilts-forkserver-")
+    def __init__(self, kind: str = "heavy"):
+        if kind not in PRELOAD:
+            raise ValueError(f"fork server kind must be one of {sorted(PRELOAD)}, not {kind!r}")
+        self.kind = kind
+        self.dir = tempfile.mkdtemp(prefix=f"xstilts-forkserver-{kind}-")
         self.path = os.path.join(self.dir, "socket")
         # The server inherits this process's environment (OMP_NUM_THREADS is read when torch loads). Its own output
         # (import warnings) is not a step's and goes to /dev/null; "ready" comes on stdout.
-        self.process = subprocess.Popen([sys.executable, "-m", "pipelines.forkserver", self.path],
+        self.process = subprocess.Popen([sys.executable, "-m", "pipelines.forkserver", self.path, kind],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                         cwd=Path(__file__).resolve().parent.parent)
         self._ready: bool | None = None
         self._lock = threading.Lock()  # kfp.local asks from several threads
 
-    def ready(self) -> bool:
-        """Whether the server is up. Non-blocking: steps started while it imports run as plain subprocesses."""
+    def ready(self, wait: bool = False) -> bool:
+        """Whether the server is up. Non-blocking unless `wait` (until it is up or has failed): steps started while
+        it imports run as plain subprocesses."""
         with self._lock:
-            if self._ready is None and os.path.exists(self.path):  # bound: "ready" follows at once
+            if self._ready is None and (wait or os.path.exists(self.path)):  # bound: "ready" follows at once
                 self._ready = any(line.strip() == "ready" for line in iter(self.process.stdout.readline, ""))
             if self._ready is None and self.process.poll() is not None:
                 self._ready = False
@@ -129,15 +149,25 @@ def _receive(conn: socket.socket, size: int) -> bytes:
     return data
 
 
-def _preload() -> None:
+def step_functions() -> list[str]:
+    """The `lazy("module:function")` references in the components and the library."""
+    return sorted({ref for pattern in LAZY_SOURCES for file in ROOT.glob(pattern)
+                   for ref in LAZY_REFERENCE.findall(file.read_text(encoding="utf-8"))})
+
+
+def _preload(kind: str) -> None:
     import importlib
 
-    for name in PRELOAD:
+    for name in PRELOAD[kind]:
         importlib.import_module(name)
-    import transformers
+    from xstilts.ops.stepcache import lazy, warm
 
-    for name in TRANSFORMERS_CLASSES:  # transformers imports lazily: touch what the steps use
-        getattr(transformers, name)
+    warm([lazy(reference) for reference in step_functions()])
+    if kind == "heavy":
+        import transformers
+
+        for name in TRANSFORMERS_CLASSES:  # transformers imports lazily: touch what the steps use
+            getattr(transformers, name)
 
 
 def _run_step(conn: socket.socket) -> None:
@@ -156,10 +186,8 @@ def _run_step(conn: socket.socket) -> None:
         os.environ.clear()
         os.environ.update(request["env"], _KFP_RUNTIME="true")
         os.chdir(request["cwd"])
-        if os.environ.get("OMP_NUM_THREADS", "").isdigit():  # as a fresh process would read it
-            import torch
-
-            torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+        if "torch" in sys.modules and os.environ.get("OMP_NUM_THREADS", "").isdigit():  # as a fresh process reads it
+            sys.modules["torch"].set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
         program_dir = tempfile.mkdtemp()
         Path(program_dir, "ephemeral_component.py").write_text(request["program"], encoding="utf-8")
         sys.argv = ["executor_main", "--component_module_path", f"{program_dir}/ephemeral_component.py",
@@ -188,11 +216,11 @@ def _run_step(conn: socket.socket) -> None:
             os._exit(code)
 
 
-def serve(path: str) -> None:
+def serve(path: str, kind: str = "heavy") -> None:
     """The server: preload, listen, fork a step per connection; exit when the runner that started it is gone."""
     import signal
 
-    _preload()
+    _preload(kind)
     parent = os.getppid()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # forks are reaped by the kernel; their exit code goes by socket
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
@@ -214,4 +242,4 @@ def serve(path: str) -> None:
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1])
+    serve(sys.argv[1], *sys.argv[2:3])

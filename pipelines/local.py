@@ -45,12 +45,14 @@ def _environ(values: dict):
 
 
 @contextlib.contextmanager
-def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True):
+def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True, probe: bool = True):
     """Let kfp.local start every ParallelFor iteration, run at most `n` step processes at once (see
-    LOCAL_PARALLEL_STEPS) and, with `fork`, start them as forks of a warm process (pipelines/forkserver.py). Each
-    step's output lines go to `view` (pipelines/liveview.py: its log, its state) and, if `verbose`, to stdout as
-    kfp.local prints them. These patch kfp.local internals (kfp is pinned in constraints.txt); a kfp without them
-    runs as it does."""
+    LOCAL_PARALLEL_STEPS) and, with `fork`, start them as forks of warm processes (pipelines/forkserver.py): with
+    `probe` (the step cache on) each step first in a fork of the light server, where a cached step is restored without
+    importing torch, and a step that is not cached again in a fork of the heavy server, started at the first such
+    step; without `probe` every step in the heavy server's forks. Each step's output lines go to `view`
+    (pipelines/liveview.py: its log, its state) and, if `verbose`, to stdout as kfp.local prints them. These patch
+    kfp.local internals (kfp is pinned in constraints.txt); a kfp without them runs as it does."""
     try:
         from kfp.local import subprocess_task_handler as handler
         from kfp.local.orchestrator.enhanced_dag_orchestrator import ParallelExecutor
@@ -61,7 +63,17 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True):
 
     original_init, original_run = ParallelExecutor.__init__, handler.run_local_subprocess
     slots = threading.BoundedSemaphore(n)
-    server = ForkServer() if fork else None
+    servers: dict[str, ForkServer] = {}
+    servers_lock = threading.Lock()
+
+    def server(kind: str) -> ForkServer:
+        with servers_lock:
+            if kind not in servers:
+                servers[kind] = ForkServer(kind)
+            return servers[kind]
+
+    if fork:  # start now: the first step waits for it
+        server("light" if probe else "heavy")
 
     def init(self, max_workers=None):
         original_init(self, max_workers)
@@ -81,9 +93,14 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True):
             if view is not None:
                 view.step_running(step)
             command = parse_command(full_command)
+            step_env = {**os.environ, **(env_vars or {})}
             code = None
-            if server is not None and command is not None and server.ready():
-                code = server.run(*command, env={**os.environ, **(env_vars or {})}, echo=echo)
+            if fork and command is not None and probe and server("light").ready(wait=True):
+                code = server("light").run(*command, env={**step_env, xenv.STEP_PROBE: "1"}, echo=echo)
+                if code == xenv.PROBE_MISS_EXIT:  # not cached: compute it where torch & co. are loaded
+                    code = None
+            if code is None and fork and command is not None and server("heavy").ready(wait=True):
+                code = server("heavy").run(*command, env=step_env, echo=echo)
             if code is None:
                 code = _run_subprocess(full_command, env_vars, echo)
             if verbose:
@@ -95,8 +112,8 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True):
         yield
     finally:
         ParallelExecutor.__init__, handler.run_local_subprocess = original_init, original_run
-        if server is not None:
-            server.close()
+        for started in servers.values():
+            started.close()
 
 
 @contextlib.contextmanager
@@ -275,7 +292,8 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
     failed = None
     with warnings.catch_warnings(), _environ(env), _oneof_artifacts(), _outer_loop_items(), screen, \
             _watched(steps, verbose), \
-            _parallel_steps(LOCAL_PARALLEL_STEPS, fork=xenv.forkserver_enabled(), view=steps, verbose=verbose):
+            _parallel_steps(LOCAL_PARALLEL_STEPS, fork=xenv.forkserver_enabled(), view=steps, verbose=verbose,
+                            probe=cache):
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")  # our image is a Python image
         # GPU, resource and kfp-kubernetes settings are for the cluster; kfp.local says so once per task.
         warnings.filterwarnings("ignore", message=".*have no effect in the current local runner.*")

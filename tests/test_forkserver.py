@@ -60,27 +60,27 @@ def failing(how: str):
     fails(how=how)
 
 
-@pytest.fixture
-def waiting_server(monkeypatch):
-    """Steps wait for the server instead of starting as subprocesses while it imports."""
-    ready = ForkServer.ready
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def maybe_cached(out: Output[Dataset]) -> str:
+    """A step computed through the step cache; says where its code ran: a fork with torch loaded or without."""
+    import sys
 
-    def wait_ready(self):
-        deadline = time.monotonic() + 120
-        while not ready(self):
-            if self.process.poll() is not None:  # gone (a test killed it): steps run as subprocesses
-                return False
-            assert time.monotonic() < deadline, "the fork server did not start"
-            time.sleep(0.1)
-        return True
+    from xstilts.ops.stepcache import lazy, run_cached
 
-    monkeypatch.setattr(ForkServer, "ready", wait_ready)
+    run_cached("probe-test", lazy("xstilts.io:write_json"), inputs={}, outputs={"path": out.path},
+               params={"obj": {"value": 1}})
+    return "heavy" if "torch" in sys.modules else "light"
 
 
-def run_pipeline(pipeline, tmp_path, fork=True, **args):
+@dsl.pipeline
+def cached_once() -> str:
+    return maybe_cached().outputs["Output"]
+
+
+def run_pipeline(pipeline, tmp_path, fork=True, probe=False, **args):
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(tmp_path / "root"),
                raise_on_error=True)
-    with _parallel_steps(2, fork=fork):
+    with _parallel_steps(2, fork=fork, probe=probe):
         return pipeline(**args)
 
 
@@ -96,7 +96,7 @@ def test_parse_command_takes_kfp_step_commands_only():
     assert parse_command(command[:3]) is None
 
 
-def test_steps_run_in_forks_with_the_same_outputs(tmp_path, monkeypatch, waiting_server, capfd):
+def test_steps_run_in_forks_with_the_same_outputs(tmp_path, monkeypatch, capfd):
     monkeypatch.setenv("FORK_TEST_VALUE", "from the runner's environment")
     assert run_pipeline(two_steps, tmp_path).output == "fork:from the runner's environment"
     assert "step says hello" in capfd.readouterr().out  # the step's output reaches the runner's log
@@ -108,7 +108,7 @@ def test_without_fork_steps_are_fresh_interpreters(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("how", ["raises", "killed"])
-def test_a_failing_or_killed_step_fails_the_run(tmp_path, waiting_server, capfd, how):
+def test_a_failing_or_killed_step_fails_the_run(tmp_path, capfd, how):
     with pytest.raises(RuntimeError):
         run_pipeline(failing, tmp_path, how=how)
     out = capfd.readouterr().out
@@ -140,14 +140,39 @@ def test_server_exits_when_its_runner_is_gone(tmp_path):
     pytest.fail("the fork server outlived its runner")
 
 
-def test_preload_names_importable_modules():
+def test_preload_names_importable_modules_and_the_light_server_no_torch():
     import importlib.util
 
-    for name in forkserver.PRELOAD:
-        assert importlib.util.find_spec(name) is not None, name
+    for kind, names in forkserver.PRELOAD.items():
+        for name in names:
+            assert importlib.util.find_spec(name) is not None, (kind, name)
+    assert not {"torch", "onnxruntime", "transformers"} & set(forkserver.PRELOAD["light"])
 
 
-def test_a_server_gone_after_ready_runs_the_step_as_a_subprocess(tmp_path, monkeypatch, waiting_server):
+def test_the_light_server_warms_every_components_function():
+    """Every component names its library function lazily, and the light server finds each of those names."""
+    references = forkserver.step_functions()
+    for component in (REPO / "components").glob("*.py"):
+        source = component.read_text()
+        if "run_cached(" in source:
+            assert forkserver.LAZY_REFERENCE.search(source), component.name
+    assert "xstilts.train.finetune:target_finetune" in references
+    assert "xstilts.evaluate.summary:write_summary" in references  # the promotion gate's cached part
+
+
+def test_a_cached_step_is_restored_without_torch_and_a_miss_computes_with_it(tmp_path, monkeypatch, capfd):
+    """With the step cache on, a step first runs in the light server's fork: a miss there ends before computing
+    (PROBE_MISS_EXIT) and the step runs again in the heavy server's fork (torch loaded); the re-run is restored in
+    the light fork without importing torch."""
+    monkeypatch.setenv("XSTILTS_STEP_CACHE", str(tmp_path / "cache"))
+    assert run_pipeline(cached_once, tmp_path / "first", probe=True).output == "heavy"
+    first = capfd.readouterr().out
+    assert "[cache] probe-test: not cached" in first and "[cache] probe-test: stored" in first
+    assert run_pipeline(cached_once, tmp_path / "second", probe=True).output == "light"
+    assert "[cache] probe-test: reused" in capfd.readouterr().out
+
+
+def test_a_server_gone_after_ready_runs_the_step_as_a_subprocess(tmp_path, monkeypatch):
     """Between `ready` and the connection the server may die: the step then runs as kfp.local would run it."""
     monkeypatch.setenv("FORK_TEST_VALUE", "y")
     original_run = ForkServer.run

@@ -15,6 +15,9 @@ its children takes effect at once. An empty value counts as unset.
                                 (xstilts.progress); `xstilts run --local` sets it for its steps unless --verbose.
     XSTILTS_FORKSERVER          forkserver_enabled(): "0" starts every local step as a fresh interpreter, as
                                 kfp.local does; anything else forks them from a warm process (pipelines/forkserver.py).
+    XSTILTS_STEP_PROBE          step_probe(): "1" (set by the local runner in its light fork) makes a step whose
+                                cached entry cannot be reused exit with PROBE_MISS_EXIT before computing anything,
+                                so that the runner runs it again where the model libraries are loaded.
     XSTILTS_DVC_REMOTE_ENDPOINT dvc_remote_endpoint(): S3-compatible endpoint (MinIO) for a URL remote; falls back to
                                 AWS_ENDPOINT_URL. Default: none (AWS itself).
     XSTILTS_GIT_TOKEN           git_token(): token for pushing model-registry tags, given to git through GIT_ASKPASS
@@ -48,6 +51,7 @@ STEP_CACHE = "XSTILTS_STEP_CACHE"
 NO_PROGRESS = "XSTILTS_NO_PROGRESS"
 PROGRESS_LINES = "XSTILTS_PROGRESS_LINES"
 FORKSERVER = "XSTILTS_FORKSERVER"
+STEP_PROBE = "XSTILTS_STEP_PROBE"
 DVC_REMOTE_ENDPOINT = "XSTILTS_DVC_REMOTE_ENDPOINT"
 GIT_TOKEN = "XSTILTS_GIT_TOKEN"
 GIT_USER = "XSTILTS_GIT_USER"
@@ -98,6 +102,15 @@ def disable_progress() -> None:
 def forkserver_enabled() -> bool:
     """Local runs fork steps from a warm process unless XSTILTS_FORKSERVER=0."""
     return os.environ.get(FORKSERVER) != "0"
+
+
+def step_probe() -> bool:
+    """Whether a cache miss should end the step with PROBE_MISS_EXIT instead of computing it (XSTILTS_STEP_PROBE=1)."""
+    return os.environ.get(STEP_PROBE) == "1"
+
+
+# The exit code of a probed step that is not cached (EX_TEMPFAIL: "try again", here in a fork with torch loaded).
+PROBE_MISS_EXIT = 75
 
 
 def dvc_remote_endpoint() -> str | None:

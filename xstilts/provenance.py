@@ -159,3 +159,8 @@ def metadata(entry_or_dir: dict | str | os.PathLike) -> dict:
 def source_files(paths) -> dict[str, str]:
     """md5 of each local source data file (hub sources are named by id and revision instead)."""
     return {str(Path(p).resolve()): artifact_md5(p) for p in sorted({str(p) for p in paths}) if Path(p).is_file()}
+
+
+def scalar_metrics(result: dict) -> dict[str, float]:
+    """The numeric, single-valued entries of a training result (what a KFP Metrics artifact shows); booleans as 0/1."""
+    return {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}

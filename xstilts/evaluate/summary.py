@@ -264,6 +264,14 @@ def _best(targets: list, conditions: list, task_average: dict, statistics: dict)
     return best
 
 
+def write_summary(result_files: list[str | Path], out_path: str | Path, n_resamples: int = stats.N_RESAMPLES) -> dict:
+    """summarize(load_results(result_files)) into out_path (JSON); returns its targets and conditions. The promotion
+    gate calls it through the step cache: its bootstrap is seconds, and the gate runs in every run."""
+    summary = summarize(load_results(result_files), n_resamples)
+    write_json(out_path, summary)
+    return {"targets": summary["targets"], "conditions": summary["conditions"]}
+
+
 def summarize(results: list[dict], n_resamples: int = stats.N_RESAMPLES) -> dict:
     """The target × condition × seed grid of zero-shot results: per-language scores (mean over seeds), task averages,
     the XTREME average, deltas vs `none`, statistics from the per-example predictions (intervals, paired tests,

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 from xstilts.env import git_token
 from xstilts.errors import XstiltsError
-from xstilts.io import atomic_write_text, shorten, write_json
+from xstilts.io import atomic_write_text, read_json, shorten, write_json
 
 
 STAGE = "prod"
@@ -470,14 +470,18 @@ def gate_run(result_files: list[str | Path], out_dir: str | Path, registry_repo:
     import tempfile
 
     from xstilts.provenance import Provenance
-    from xstilts.evaluate.summary import load_results, summarize
+    from xstilts.ops.stepcache import lazy, run_cached
 
     provenance = Provenance("promote", inputs={f"results[{i}]": f for i, f in enumerate(result_files)},
                             params={"registry_repo": registry_repo, "targets": list(targets or []),
                                     "tolerance": tolerance, "condition": condition or ""})
     if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
         raise PromotionError(f"promotion_tolerance must be a non-negative number (score fraction), got {tolerance}")
-    summary = summarize(load_results(result_files))
+    with tempfile.TemporaryDirectory(prefix="xstilts-summary-") as scratch:  # locally: a cached step of its own
+        run_cached("summarize", lazy("xstilts.evaluate.summary:write_summary"),
+                   inputs={"result_files": [str(f) for f in result_files]},
+                   outputs={"out_path": str(Path(scratch) / "summary.json")}, whole_step=False)
+        summary = read_json(Path(scratch) / "summary.json")
     unknown = sorted(set(targets or []) - set(summary["targets"]))
     if unknown:
         raise PromotionError(f"promotion_targets {', '.join(unknown)} were not evaluated in this run "

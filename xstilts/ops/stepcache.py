@@ -29,6 +29,12 @@ must always run (resolve data, the promotion gate) do not call it.
         The restored lineage.json is the cached run's: its md5s are right (the bytes are the same), but its input
         paths, started_at and seconds are those of the run that computed it.
 
+A component names its function lazily, `lazy("xstilts.train.finetune:target_finetune")`, so that a hit never imports
+what only computing needs (torch, transformers, onnxruntime: seconds a step): the key reads the code from the source
+files, and the function is imported when it is called. With XSTILTS_STEP_PROBE=1 (the local runner's light fork,
+pipelines/forkserver.py) a miss ends the step with exit code PROBE_MISS_EXIT before anything is computed or written,
+and the runner runs it again in a process that has those libraries loaded.
+
 With the cache on, the return value is JSON round-tripped on a miss too, so a hit and a miss return the same thing.
 A run computing a step holds a lock on its entry (<XSTILTS_STEP_CACHE>/locks/): a concurrent run with the same key
 waits for it and then reuses the entry instead of computing the step twice.
@@ -43,6 +49,7 @@ import fcntl
 import functools
 import gc
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -93,6 +100,33 @@ def code_fingerprint(func: Callable[..., Any]) -> str:
     return _closure_fingerprint(tuple(sorted({_module_name(f) for f in _callables(func)} - {None})))
 
 
+class lazy:
+    """A module-level function named "module:name", imported when it is called (see the module docstring). Its
+    __module__ and __qualname__ are the function's, so code_fingerprint and run_data_parallel's workers (which import
+    it by those names) see it as the function itself; it pickles as its name."""
+
+    def __init__(self, reference: str):
+        module, _, name = reference.partition(":")
+        if not module or not name:
+            raise ValueError(f"lazy function reference must be 'module:name', not {reference!r}")
+        self.__module__, self.__qualname__, self.reference = module, name, reference
+
+    def resolve(self) -> Callable[..., Any]:
+        target = importlib.import_module(self.__module__)
+        for part in self.__qualname__.split("."):
+            target = getattr(target, part)
+        return target
+
+    def __call__(self, *args, **kwargs):
+        return self.resolve()(*args, **kwargs)
+
+    def __reduce__(self):
+        return lazy, (self.reference,)
+
+    def __repr__(self) -> str:
+        return f"lazy({self.reference!r})"
+
+
 def _callables(func: Any) -> list[Any]:
     """`func` and, for a partial, its function and the callables among its arguments."""
     if isinstance(func, functools.partial):
@@ -122,10 +156,15 @@ def _is_step_code(name: str) -> bool:
             and not any(name == room or name.startswith(room + ".") for room in NOT_STEP_CODE))
 
 
-def _imports(name: str, source: str) -> set[str]:
-    """The xstilts modules (and their packages) that a module's source imports, wherever the statement stands."""
-    found = set()
+@functools.lru_cache(maxsize=None)
+def _imports(name: str) -> frozenset[str]:
+    """The xstilts modules (and their packages) that a module's source imports, wherever the statement stands (parsed
+    once a process: the local runner's fork server parses them before it forks steps, see warm)."""
     file = _module_file(name)
+    if file is None:
+        return frozenset()
+    source = file.read_text(encoding="utf-8")
+    found = set()
     package = name if file is not None and file.name == "__init__.py" else name.rpartition(".")[0]
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -138,7 +177,7 @@ def _imports(name: str, source: str) -> set[str]:
             found.add(base)
             found.update(f"{base}.{alias.name}" for alias in node.names if _module_file(f"{base}.{alias.name}"))
     packages = {".".join(m.split(".")[:i]) for m in found for i in range(1, m.count(".") + 1)}
-    return {m for m in found | packages if _is_step_code(m) and _module_file(m)}
+    return frozenset(m for m in found | packages if _is_step_code(m) and _module_file(m))
 
 
 @functools.lru_cache(maxsize=None)
@@ -150,9 +189,7 @@ def _closure_fingerprint(modules: tuple[str, ...]) -> str:
         if name in seen:
             continue
         seen.add(name)
-        file = _module_file(name)
-        if file is not None:
-            todo.extend(_imports(name, file.read_text(encoding="utf-8")) - seen)
+        todo.extend(_imports(name) - seen)
     files = {name: _module_file(name) for name in seen}
     for name in seen:  # a package's data files (xstilts/models/corpus/), which its modules read
         if files[name] is not None and files[name].name == "__init__.py" and _is_step_code(name):
@@ -161,6 +198,15 @@ def _closure_fingerprint(modules: tuple[str, ...]) -> str:
     for name, file in sorted(files.items()):
         h.update(name.encode() + b"\0" + (file.read_bytes() if file else b"") + b"\0")
     return h.hexdigest()[:16]
+
+
+def warm(functions: list[Any]) -> None:
+    """Compute, once, what every step's key needs that does not depend on its inputs: the code fingerprints of
+    `functions` (lazy references do not import anything) and the package versions. A fork server calls this before
+    it forks steps, which then inherit the results."""
+    for func in functions:
+        code_fingerprint(func)
+    environment()
 
 
 def _package_data(package: str, folder: Path) -> dict[str, Path]:
@@ -309,10 +355,13 @@ def _store(root: Path, step: str, key: str, parts: dict, outputs: dict[str, Any]
 
 
 def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outputs: dict[str, Any],
-               params: dict[str, Any] | None = None) -> Any:
-    """`func(**inputs, **outputs, **params)`, or its cached outputs and return value (see the module docstring)."""
+               params: dict[str, Any] | None = None, whole_step: bool = True) -> Any:
+    """`func(**inputs, **outputs, **params)`, or its cached outputs and return value (see the module docstring).
+    `whole_step=False`: a part of a step that does more (the promotion gate's summary); its `[cache]` lines say so,
+    so that the local run's view does not show the step as cached."""
     _freeze_gc_at_exit()
     params = dict(params or {})
+    label = step if whole_step else f"{step} (part of the step)"
     root = cache_root()
     if root is None:
         return _call(step, func, inputs, outputs, params)
@@ -322,27 +371,30 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
         if (entry / ENTRY_FILE).is_file() and (entry / RESULT_FILE).is_file():
             try:
                 if _restore(entry, outputs):
-                    print(f"[cache] {step}: reused {key} ({entry})", flush=True)
+                    print(f"[cache] {label}: reused {key} ({entry})", flush=True)
                     return read_json(entry / RESULT_FILE)
             except CorruptEntryError as e:
                 print(f"[cache] warning: {step}: entry {entry} is corrupt ({e}); dropped, running the step",
                       flush=True)
                 shutil.rmtree(entry, ignore_errors=True)
             except (OSError, ValueError, KeyError) as e:
-                print(f"[cache] {step}: entry {entry} unusable ({e}); running the step", flush=True)
+                print(f"[cache] {label}: entry {entry} unusable ({e}); running the step", flush=True)
+        if env.step_probe():  # not cached: the runner runs this step again where torch & co. are loaded
+            print(f"[cache] {label}: not cached ({key}); computing it", flush=True)
+            raise SystemExit(env.PROBE_MISS_EXIT)
         started = time.perf_counter()
         result = _call(step, func, inputs, outputs, params)
         seconds = time.perf_counter() - started
         try:
             result = json.loads(json.dumps(result))
         except (TypeError, ValueError) as e:  # not JSON: run as usual, uncached
-            print(f"[cache] {step}: not stored, its result is not JSON ({e})", flush=True)
+            print(f"[cache] {label}: not stored, its result is not JSON ({e})", flush=True)
             return result
         try:
             _store(root, step, key, parts, outputs, result, seconds)
-            print(f"[cache] {step}: stored {key} ({entry})", flush=True)
+            print(f"[cache] {label}: stored {key} ({entry})", flush=True)
         except OSError as e:  # a full disk must not fail a step that has produced its outputs
-            print(f"[cache] {step}: not stored ({e})", flush=True)
+            print(f"[cache] {label}: not stored ({e})", flush=True)
         return result
 
 

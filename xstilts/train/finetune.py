@@ -174,6 +174,3 @@ def target_finetune(task_name: str, dataset_dir: str | Path, intermediate_model:
                        provenance=provenance)}
 
 
-def scalar_metrics(result: dict) -> dict[str, float]:
-    """The numeric, single-valued entries of a training result (what a KFP Metrics artifact shows); booleans as 0/1."""
-    return {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
