@@ -56,6 +56,7 @@ from xstilts import env
 from xstilts.io import (OUTPUT_MARKER, atomic_copy, atomic_dir, dir_fingerprint, fingerprint, jsonable, read_json,
                         replacing_foreign_outputs, write_json)
 from xstilts.ops.failfast import failing_fast
+from xstilts.progress import process_seconds, report_phase
 from xstilts.provenance import LINEAGE_FILE
 
 
@@ -311,6 +312,7 @@ def _store(root: Path, step: str, key: str, parts: dict, outputs: dict[str, Any]
 def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outputs: dict[str, Any],
                params: dict[str, Any] | None = None) -> Any:
     """`func(**inputs, **outputs, **params)`, or its cached outputs and return value (see the module docstring)."""
+    report_phase("import", process_seconds())
     _freeze_gc_at_exit()
     params = dict(params or {})
     root = cache_root()
