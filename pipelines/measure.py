@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import re
 import shutil
@@ -176,10 +175,10 @@ def render_text(report: dict, width: int = 160) -> str:
     return console.file.getvalue()
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB"):
+        if n < 1024:
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} GiB"
 
@@ -267,7 +266,7 @@ def measure(workdir: Path, extra: list[str], sort: str = "start", runs: tuple[st
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipelines.measure", description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("runs-measure"),
-                        help="the runs' workdir, emptied first (default: runs-measure)")
+                        help="the runs' workdir; what an earlier measurement left there is removed first (default: runs-measure)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here (default: <workdir>/measure.json)")
     parser.add_argument("--sort", choices=SORTS, default="start", help="order of the per-step table (default: start)")
     parser.add_argument("--cold-only", action="store_true", help="skip the cached re-run")
