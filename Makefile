@@ -14,7 +14,7 @@ help:
 	@echo "make run      run the whole pipeline locally (tiny model, sample data); prints 'report: <path>'"
 	@echo "make test     unit tests and the local end-to-end pipeline test"
 	@echo "make compile  recompile pipelines/compiled/xstilts.yaml"
-	@echo "make measure  time the local pipeline (a first run and a cached re-run) and print the installed environment's size"
+	@echo "make measure  time the local pipeline (a cold run, per step and phase, and a cached re-run) and the environment's size"
 	@echo "make toolchains      compilers/runtimes and the bwrap sandbox for xstilts code-eval"
 	@echo "make bench-code-eval sandboxed execution throughput (programs/s): batched vs one compiler per program"
 	@echo "make bench-train     training speed: HF Trainer baseline vs each speed lever (bench-train.json)"
@@ -90,15 +90,11 @@ test: install-dev data $(CHECKOV) toolchains
 compile: install
 	$(XSTILTS) compile --out pipelines/compiled/xstilts.yaml
 
-# Two runs on an empty step cache of their own: the first as on a fresh machine, the second with unchanged inputs.
+# Two runs on an empty step cache of their own (cold, then cached): wall times, a per-step table of the cold run
+# (wall, import/load/compute/export/parity/write, other), phase totals, the installed environment's size
+# (pipelines/measure.py; also as runs-measure/measure.json).
 measure: install data
-	@cache=$$(mktemp -d); for run in first re-run; do \
-	  start=$$(date +%s%N); XSTILTS_STEP_CACHE=$$cache $(XSTILTS) run --local > runs-measure.log 2>&1 \
-	    || { tail -n 30 runs-measure.log; rm -rf $$cache; exit 1; }; \
-	  end=$$(date +%s%N); tail -n 1 runs-measure.log; \
-	  echo "make run pipeline wall time, $$run: $$(( (end - start) / 1000000000 )) s, $$(grep -c '\[cache\] .*: reused' runs-measure.log) steps reused (log: runs-measure.log)"; \
-	done; rm -rf $$cache; \
-	echo "installed environment: $$(du -sh $(VENV) | cut -f1) ($(VENV))"
+	$(PY) -m pipelines.measure
 
 clean:
-	rm -rf runs outputs .pytest_cache
+	rm -rf runs runs-measure outputs .pytest_cache

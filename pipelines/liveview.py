@@ -8,7 +8,8 @@ records to a RunView instead, which
     items (`target-finetune-mnli-xnli.log`);
   - keeps each step's state (waiting, running, cached, done, failed), duration and progress, read from its output:
     `::progress stage=train n=45 total=90` lines (xstilts.progress, on when XSTILTS_PROGRESS_LINES=1) and the step
-    cache's `[cache] <step>: reused <key>`;
+    cache's `[cache] <step>: reused <key>`; and its phases, from `::phase name=load seconds=1.234` lines (summed per
+    name), which record() and write_steps() dump as <pipeline_root>/<run>/logs/steps.json for `make measure`;
   - shows them: `live`, a rich Live screen for a terminal (render()); `plain`, one line per event for a pipe or CI
     (step started / cached / done in Ns / failed); `verbose`, every line as kfp.local prints it.
 
@@ -35,6 +36,8 @@ WAITING, RUNNING, CACHED, DONE, FAILED = "waiting", "running", "cached", "done",
 MODES = ("live", "plain", "verbose")
 TAIL_LINES = 40
 PROGRESS = re.compile(r"::progress((?:\s+\w+=\S+)+)\s*$")
+PHASE = re.compile(r"::phase((?:\s+\w+=\S+)+)\s*$")
+STEPS_FILE = "steps.json"
 CACHE = re.compile(r"\[cache\] (?P<step>[\w-]+): (?P<verb>reused|stored) ")
 ERROR = re.compile(r"^(?P<error>[A-Za-z_][\w.]*(?:Error|Exception|Exit|Interrupt|Failed)\b:?.*)$")
 LOOP_PART = re.compile(r"^(?P<loop>.+)-iteration-(?P<index>\d+)$")
@@ -325,13 +328,26 @@ class CacheEvent:
     verb: str  # reused | stored
 
 
-def parse_line(line: str) -> ProgressEvent | CacheEvent | None:
+@dataclass(frozen=True)
+class PhaseEvent:
+    name: str  # xstilts.progress.PHASES: import, load, compute, ...
+    seconds: float
+
+
+def parse_line(line: str) -> ProgressEvent | CacheEvent | PhaseEvent | None:
     """The event in one output line of a step, if any (a tqdm bar's `\\r` may precede it)."""
     match = PROGRESS.search(line)
     if match:
         fields = dict(part.split("=", 1) for part in match.group(1).split())
         try:
             return ProgressEvent(fields.get("stage", ""), int(fields["n"]), int(fields["total"]))
+        except (KeyError, ValueError):
+            return None
+    match = PHASE.search(line)
+    if match:
+        fields = dict(part.split("=", 1) for part in match.group(1).split())
+        try:
+            return PhaseEvent(fields["name"], float(fields["seconds"]))
         except (KeyError, ValueError):
             return None
     match = CACHE.search(line)
@@ -343,7 +359,7 @@ def parse_line(line: str) -> ProgressEvent | CacheEvent | None:
 def error_of(lines: list[str]) -> str:
     """The error a failed step's output ends with: the last `SomeError: message` line (a traceback's last line),
     else its last non-empty line."""
-    text = [line.rstrip() for line in lines if line.strip() and not PROGRESS.search(line)]
+    text = [line.rstrip() for line in lines if line.strip() and not PROGRESS.search(line) and not PHASE.search(line)]
     for line in reversed(text):
         match = ERROR.match(line)
         if match:
@@ -362,6 +378,7 @@ class StepState:
     attempt: int = 0
     cached: bool = False
     progress: ProgressEvent | None = None
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per phase name, summed
     error: str | None = None
     log_path: Path | None = None
     tail: collections.deque = field(default_factory=lambda: collections.deque(maxlen=TAIL_LINES))
@@ -418,7 +435,7 @@ class RunView:
                 self.steps.append(step)
             step.attempt += 1
             step.state, step.started, step.ended, step.progress, step.error = WAITING, None, None, None, None
-            step.cached = False
+            step.cached, step.phases = False, {}
             step.log_path = self.logs_dir / f"{step.name}.log"
             if step._log is None:
                 step._log = open(step.log_path, "a" if step.attempt > 1 else "w", encoding="utf-8", errors="replace")
@@ -456,12 +473,14 @@ class RunView:
             if step._log is not None:
                 step._log.write(line)
                 step._log.flush()
-            if not isinstance(event, ProgressEvent):
+            if not isinstance(event, (ProgressEvent, PhaseEvent)):
                 shown = line.rstrip("\n").rsplit("\r", 1)[-1]
                 if shown.strip():
                     step.tail.append(shown)
             if isinstance(event, ProgressEvent):
                 step.progress = event
+            elif isinstance(event, PhaseEvent):
+                step.phases[event.name] = step.phases.get(event.name, 0.0) + event.seconds
             elif isinstance(event, CacheEvent) and event.verb == "reused":
                 step.cached = True
 
@@ -547,6 +566,28 @@ class RunView:
             busy = sum(s.seconds(now) for s in finished) + sum(s.seconds(now) for s in running)
             overlap = max(1.0, busy / max(now - self.started, 1e-6))
             return left / overlap
+
+    def record(self) -> dict:
+        """The run's steps as `make measure` reads them: per step its state, start (seconds after the run's start),
+        wall seconds (process start to end, as the view shows them), attempts and phases (seconds by name)."""
+        with self.lock:
+            now = self.clock()
+            return {"run": self.run, "seconds": round(self.elapsed(), 3),
+                    "steps": [{"name": s.name, "label": s.plan.label, "component": s.plan.component,
+                               "scope": [[source, item] for source, item in s.plan.scope], "state": s.state,
+                               "started": None if s.started is None else round(s.started - self.started, 3),
+                               "seconds": round(s.seconds(now), 3), "attempts": s.attempt,
+                               "phases": {name: round(seconds, 3) for name, seconds in s.phases.items()}}
+                              for s in self.steps]}
+
+    def write_steps(self, path: Path | None = None) -> Path | None:
+        """record() as JSON, atomically, to `path` (default <logs_dir>/steps.json); None before any step started."""
+        from xstilts.io import write_json
+
+        path = path or (self.logs_dir / STEPS_FILE if self.logs_dir is not None else None)
+        if path is not None:
+            write_json(path, self.record())
+        return path
 
     def summary(self) -> str:
         counts = self.counts()

@@ -248,7 +248,8 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
     """Run every step locally; returns the report directory (report.html, report.md, heatmap.png, summary.json).
 
     Checkpoints go to <workdir>/checkpoints (so a killed run resumes), artifacts to <workdir>/kfp/<run>/, each
-    step's output to <workdir>/kfp/<run>/logs/<step>.log. With `cache`, steps whose inputs, parameters and code are
+    step's output to <workdir>/kfp/<run>/logs/<step>.log and, at the end, every step's state, wall time and phases
+    to <workdir>/kfp/<run>/logs/steps.json. With `cache`, steps whose inputs, parameters and code are
     unchanged reuse their cached outputs (xstilts.ops.stepcache) from $XSTILTS_STEP_CACHE, default
     <cache_dir>/steps; without it every step runs. `view` (pipelines/liveview.py): `live` (a screen that follows
     the steps; the default on a terminal), `plain` (a line per step event; the default otherwise) or `verbose`
@@ -306,6 +307,7 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
             # each other's swapped function, leaving later output indented. Put the real one back.
             builtins.print = original_print
             steps.finish()
+            steps.write_steps()  # <run>/logs/steps.json: each step's state, time and phases (pipelines/measure.py)
     if failed is not None:
         report = steps.failure_report()
         step = steps.failed()

@@ -7,7 +7,7 @@ import io
 import pytest
 
 from pipelines import liveview
-from pipelines.liveview import CACHED, DONE, FAILED, RUNNING, WAITING, CacheEvent, ProgressEvent
+from pipelines.liveview import CACHED, DONE, FAILED, RUNNING, WAITING, CacheEvent, PhaseEvent, ProgressEvent
 
 RUN = "xstilts-2026-01-01-00-00-00-000000"
 
@@ -210,6 +210,10 @@ def test_a_branch_known_only_at_run_time_is_planned_once(tmp_path):
     ("[cache] target: reused 370bc3121028e35e (/c/target-370bc3121028e35e)\n", CacheEvent("target", "reused")),
     ("    [cache] export: stored 9970efda718bc3e8 (/c/export-9970efda718bc3e8)\n", CacheEvent("export", "stored")),
     ("[KFP Executor 2026-12-02 11:18:11,701 INFO]: Looking for component `resolve_data`\n", None),
+    ("::phase name=load seconds=1.234\n", PhaseEvent("load", 1.234)),
+    ("    ::phase name=import seconds=0.050 extra=x\n", PhaseEvent("import", 0.05)),
+    ("::phase name=load seconds=soon\n", None),
+    ("::phase seconds=1.0\n", None),
 ])
 def test_parse_line(line, event):
     assert liveview.parse_line(line) == event
@@ -323,6 +327,51 @@ def test_a_failed_step_reports_its_error_tail_and_log(tmp_path, spec):
     assert step.attempt == 2 and step.state == DONE and "(attempt 2)" in out.getvalue()
     assert (tmp_path / RUN / "logs" / "intermediate-finetune-mnli-1.log").read_text() == \
         "first\nRuntimeError: boom\n\n---- attempt 2 ----\nsecond\n"
+
+
+def test_phases_are_summed_per_step_and_dumped_to_steps_json(tmp_path, spec):
+    """`::phase` lines: summed per name into the step's phases, kept in its log but out of its tail (the failure
+    report) and of the plain lines; record() and write_steps() give every step's state, start, seconds, phases."""
+    from xstilts.io import read_json
+
+    out = io.StringIO()
+    view, clock = run_view(tmp_path, spec, out)
+    assert view.write_steps() is None  # no run yet, no logs folder
+    step = view.step_started(RUN, "comp-validate-data")
+    clock.now += 1
+    view.step_running(step)
+    lines = ["::phase name=import seconds=0.500\n", "::phase name=load seconds=1.000\n",
+             "::phase name=compute seconds=2.000\n", "::phase name=load seconds=0.250\n", "::phase name=x seconds=y\n",
+             "::phase name=write seconds=0.125\n"]
+    for line in lines:
+        view.step_line(step, line)
+    assert step.phases == {"import": 0.5, "load": 1.25, "compute": 2.0, "write": 0.125}
+    assert list(step.tail) == ["::phase name=x seconds=y"]  # malformed: an ordinary line
+    clock.now += 4
+    view.step_finished(step, ok=True)
+    assert "::phase" not in out.getvalue()
+    assert (tmp_path / RUN / "logs" / "validate-data.log").read_text() == "".join(lines)
+    cached = view.step_started(RUN, "comp-resolve-data")
+    view.step_running(cached)
+    view.step_line(cached, "[cache] resolve: reused abc (/c)\n")
+    clock.now += 0.5
+    view.step_finished(cached, ok=True)
+    view.finish()
+    path = view.write_steps()
+    assert path == tmp_path / RUN / "logs" / liveview.STEPS_FILE
+    record = read_json(path)
+    assert record["run"] == RUN and record["seconds"] == 5.5 and len(record["steps"]) == 22
+    by_name = {s["name"]: s for s in record["steps"]}
+    assert by_name["validate-data"] == {
+        "name": "validate-data", "label": "validate data", "component": "comp-validate-data", "scope": [],
+        "state": DONE, "started": 1.0, "seconds": 4.0, "attempts": 1,
+        "phases": {"import": 0.5, "load": 1.25, "compute": 2.0, "write": 0.125}}
+    assert by_name["resolve-data"]["state"] == CACHED and by_name["resolve-data"]["started"] == 5.0
+    waiting = [s for s in record["steps"] if s["state"] == WAITING]
+    assert len(waiting) == 20 and all(s["started"] is None and s["phases"] == {} for s in waiting)
+    # a retried step's phases are its last attempt's
+    step = view.step_started(RUN, "comp-validate-data")
+    assert step.attempt == 2 and step.phases == {}
 
 
 def test_the_live_screen(tmp_path, spec):

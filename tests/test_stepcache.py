@@ -305,6 +305,12 @@ def test_local_pipeline_twice_reuses_every_cached_step(sample_root, tmp_path):
         assert "Got executor_input" not in out.stdout
         verb = "stored" if run == "first" else "reused"
         assert f"[cache] target: {verb} " in step_logs["target-finetune-mnli-1-xnli"]
+        # logs/steps.json (make measure): every step's state and phases; a reused step has only its import phase
+        steps = {s["name"]: s for s in json.loads((run_dir / "logs" / "steps.json").read_text())["steps"]}
+        assert set(steps) == STEP_LOGS and steps["target-finetune-mnli-1-xnli"]["state"] == ("done" if run == "first"
+                                                                                          else "cached")
+        assert set(steps["target-finetune-mnli-1-xnli"]["phases"]) == (
+            {"import", "load", "compute", "write"} if run == "first" else {"import"})
         assert all(f" {s} " in out.stdout for s in STEP_LOGS)
         logs.append("".join(step_logs.values()))
         report = Path(lines[-1][8:])

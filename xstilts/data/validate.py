@@ -15,6 +15,7 @@ from xstilts.data import dvc as dvcdata
 from xstilts.data.load import (CHECK_PREFIX, HUB_PREFIX, OK, PAIRS_SUFFIX, SOURCE_ROW, canonical_columns, load_split)
 from xstilts.errors import ConfigError, DataError, DataValidationError
 from xstilts.io import atomic_dir, atomic_write_text, write_json
+from xstilts.progress import phase
 from xstilts.provenance import Provenance, source_files
 from xstilts.io import esc, html_page, html_table, markdown_table, plain
 from xstilts.kinds.base import get_spec
@@ -146,7 +147,8 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
     plan = _plan(targets, inter, languages)
     tables: dict[tuple[str, str], pd.DataFrame] = {}
     outcomes: list[ExpectationOutcome] = []
-    context = ephemeral_context()
+    with phase("load"):  # great-expectations: its import and an in-memory context
+        context = ephemeral_context()
     manifest = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
                 "hf_revisions": dict(hf_revisions or {}), "targets": [t.name for t in targets], "tasks": {}}
     roots, versions = _dvc_roots(data, task_data or {}, list(plan))
@@ -157,47 +159,50 @@ def validate_tasks(task_names: list[str], data: str, out_dir: str | Path, report
         manifest["task_data_versions"] = task_versions
     for name, (splits, eval_languages) in plan.items():
         task = get_task(name)
-        for split in splits:
-            source = default_source((task_data or {}).get(name, data))
-            root = roots.get(source, source)
-            try:
-                revision = task.hub.revision_for(name, hf_revisions, hf_revision) if task.hub else None
-                tables[(name, split)] = load_split(task, split, root, task.split_languages(split, eval_languages),
-                                                   revision)
-            except DataError as e:
-                raise DataError(_trained_on(name, targets, root) + str(e)) from None
+        with phase("load"):
+            for split in splits:
+                source = default_source((task_data or {}).get(name, data))
+                root = roots.get(source, source)
+                try:
+                    revision = task.hub.revision_for(name, hf_revisions, hf_revision) if task.hub else None
+                    tables[(name, split)] = load_split(task, split, root, task.split_languages(split, eval_languages),
+                                                       revision)
+                except DataError as e:
+                    raise DataError(_trained_on(name, targets, root) + str(e)) from None
         labels = _labels(task, tables)
         manifest["tasks"][name] = {"kind": task.kind, "labels": list(labels), "metric": task.metric,
                                    "languages": list(eval_languages), "train_task": task.data_task,
                                    "role": "target" if task in targets else "intermediate", "splits": {}}
-        for split in splits:
-            df = tables[(name, split)]
-            outcomes += run_suite(context, df, task, split, task.split_languages(split, eval_languages), labels)
-            manifest["tasks"][name]["splits"][split] = {
-                "rows": len(df), "rows_per_language": {k: int(v) for k, v in df["language"].value_counts().sort_index().items()}}
+        with phase("compute"):  # the expectations
+            for split in splits:
+                df = tables[(name, split)]
+                outcomes += run_suite(context, df, task, split, task.split_languages(split, eval_languages), labels)
+                manifest["tasks"][name]["splits"][split] = {
+                    "rows": len(df), "rows_per_language": {k: int(v) for k, v in df["language"].value_counts().sort_index().items()}}
     failed = [o for o in outcomes if not o.success]
     manifest["expectations"] = {"evaluated": len(outcomes), "failed": len(failed)}
-    _write_reports(outcomes, manifest, report_html, report_md)
-    if failed:
-        raise DataValidationError(f"data validation failed: {len(failed)} of {len(outcomes)} expectations failed\n"
-                                  + "\n".join("  - " + o.describe() for o in failed))
-    with atomic_dir(out_dir) as tmp:
-        for (task_name, split), df in tables.items():
-            (tmp / task_name).mkdir(exist_ok=True)
-            keep = [c for c in df.columns if c != SOURCE_ROW and not c.startswith(CHECK_PREFIX)]
-            df[keep].to_parquet(tmp / task_name / f"{split}.parquet", index=False)
-        write_json(tmp / "manifest.json", manifest)
-        sources = [Path(df.attrs["source"]) for df in tables.values() if not data_is_hub(df.attrs.get("source", ""))]
-        sources += [p.with_name(p.name.split(".")[0] + PAIRS_SUFFIX) for p in sources]  # retrieval gold pairs
-        official = {f"{t}/{s}": df.attrs["official_files"] for (t, s), df in tables.items() if df.attrs.get("official_files")}
-        sources += [Path(tables[tuple(key.split("/"))].attrs["official_root"]) / rel
-                    for key, files in official.items() for rel in files]  # official release files read
-        provenance.data = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
-                           "files": source_files(sources), **({"official_files": official} if official else {})}
-        for key in ("data_version", "task_data_versions"):
-            if key in manifest:
-                provenance.data[key] = manifest[key]
-        provenance.record(tmp)
+    with phase("write"):  # the reports, then (if every expectation holds) the Parquet tables
+        _write_reports(outcomes, manifest, report_html, report_md)
+        if failed:
+            raise DataValidationError(f"data validation failed: {len(failed)} of {len(outcomes)} expectations failed\n"
+                                      + "\n".join("  - " + o.describe() for o in failed))
+        with atomic_dir(out_dir) as tmp:
+            for (task_name, split), df in tables.items():
+                (tmp / task_name).mkdir(exist_ok=True)
+                keep = [c for c in df.columns if c != SOURCE_ROW and not c.startswith(CHECK_PREFIX)]
+                df[keep].to_parquet(tmp / task_name / f"{split}.parquet", index=False)
+            write_json(tmp / "manifest.json", manifest)
+            sources = [Path(df.attrs["source"]) for df in tables.values() if not data_is_hub(df.attrs.get("source", ""))]
+            sources += [p.with_name(p.name.split(".")[0] + PAIRS_SUFFIX) for p in sources]  # retrieval gold pairs
+            official = {f"{t}/{s}": df.attrs["official_files"] for (t, s), df in tables.items() if df.attrs.get("official_files")}
+            sources += [Path(tables[tuple(key.split("/"))].attrs["official_root"]) / rel
+                        for key, files in official.items() for rel in files]  # official release files read
+            provenance.data = {"source": data, "task_data": dict(task_data or {}), "hf_revision": hf_revision,
+                               "files": source_files(sources), **({"official_files": official} if official else {})}
+            for key in ("data_version", "task_data_versions"):
+                if key in manifest:
+                    provenance.data[key] = manifest[key]
+            provenance.record(tmp)
     return manifest
 
 

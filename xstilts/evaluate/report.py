@@ -17,6 +17,7 @@ from xstilts.errors import ConfigError
 from xstilts.evaluate.summary import (BASELINE, load_results, named_inputs, read_results, seed_folder,  # noqa: F401
                                       summarize)
 from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
+from xstilts.progress import phase
 from xstilts.provenance import Provenance
 from xstilts.io import esc, html_image, html_page, html_table, markdown_html, markdown_table
 
@@ -201,12 +202,14 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
     predictions, and write out_dir/{summary.json, report.md, report.html, grid.png, forest.png, heatmap-<task>.png,
     predictions/}. Returns the summary."""
     provenance = Provenance("report")
-    read = [(Path(f), read_results(Path(f))) for f in result_files]
+    with phase("load"):
+        read = [(Path(f), read_results(Path(f))) for f in result_files]
     results = [r for _, rs in read for r in rs]
     provenance.inputs = named_inputs(read, lambda r: str(r["condition"]), "condition")
     if not results:
         raise ConfigError("no evaluation results to report")
-    summary = summarize(results)
+    with phase("compute"):  # the statistics over seeds and examples
+        summary = summarize(results)
     targets, conditions, metric = summary["targets"], summary["conditions"], summary["metric"]
     statistics = summary["statistics"]
     scores, task_average, overall = summary["scores"], summary["task_average"], summary["xtreme_average"]
@@ -234,61 +237,62 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
     sig_headers = ["target", "condition", "Δ vs none", "95 % CI of Δ", "p", "p adjusted", "significant"]
     sig_rows = _significance_rows(summary) if tested else []
     per_task_md, per_task_html = [], []
-    with atomic_dir(out_dir) as tmp:
-        grid_marks = ({c: {t: statistics["task_average"][t][c]["significant"] for t in targets}
-                       | {XTREME: statistics["xtreme_average"][c]["significant"]} for c in others} if tested else None)
-        heatmap(tmp / "grid.png", targets + [XTREME], conditions,
-                {c: {t: task_average[t][c] for t in targets} | {XTREME: overall[c]} for c in conditions},
-                "score, mean over languages", "all targets —", row_label="target task", significant=grid_marks)
-        if tested:
-            forest_plot(tmp / "forest.png", targets + [XTREME], others,
-                        {**{t: statistics["task_average"][t] for t in targets}, XTREME: statistics["xtreme_average"]})
-        for t in targets:
-            languages = list(scores[t][conditions[0]])
-            cells = statistics["cells"][t]
-            marks = {c: {lang: cells[c][lang]["significant"] for lang in languages} for c in others} if tested else None
-            heatmap(tmp / f"heatmap-{t}.png", languages, conditions, {c: scores[t][c] for c in conditions}, metric[t], t,
-                    significant=marks)
-            lang_headers = ["language"] + conditions + ([f"Δ {c}" for c in others] if tested else [])
-            lang_rows = [[lang] + [mean_std(cells[c][lang]) for c in conditions]
-                         + ([delta_text(cells[c][lang]) for c in others] if tested else [])
-                         for lang in languages]
-            per_task_md.append(f"### {t} ({metric[t]})\n\n" + markdown_table(lang_headers, lang_rows)
-                               + f"\n![{t} heatmap](heatmap-{t}.png)\n")
-            per_task_html.append(f"<h3>{esc(t)} ({esc(metric[t])})</h3>" + html_table(lang_headers, lang_rows)
-                                 + html_image(tmp / f"heatmap-{t}.png", f"{t} heatmap"))
-        gate_md = ""
-        if decision is not None:  # the promotion step's folder: decisions.json + decision.md
-            decision = Path(decision)
-            decision = decision if decision.is_dir() else decision.parent
-            summary["promotion"] = read_json(decision / "decisions.json")
-            gate_md = (decision / "decision.md").read_text(encoding="utf-8")
-            provenance.inputs["promotion"] = decision
-        copy_predictions(read, tmp)
-        write_json(tmp / "summary.json", summary)
-        intro = ("Each condition is an English intermediate task (or a `+`-joined multi-task set) trained before the "
-                 "English target task; `none` is the baseline. Scores are zero-shot, ×100: each target task's mean "
-                 "over its languages, and the XTREME average over tasks.")
-        significance_md = ("## Significance\n\n" + markdown_table(sig_headers, sig_rows)
-                           + "\n![forest plot](forest.png)\n\n" if tested else "")
-        atomic_write_text(tmp / "report.md", "# Zero-shot cross-lingual transfer: intermediate tasks × target tasks\n\n"
-                          f"{intro}\n\n{method}\n\n" + "\n".join(verdicts) + "\n\n" + markdown_table(headers, rows)
-                          + "\n![grid](grid.png)\n\n" + significance_md
-                          + (f"## Promotion gate\n\n{gate_md}\n" if gate_md else "")
-                          + "## Per target task\n\n" + "\n".join(per_task_md))
-        significance_html = ("<h2>Significance</h2>" + html_table(sig_headers, sig_rows)
-                             + html_image(tmp / "forest.png", "forest plot: Δ vs none with 95 % intervals")
-                             if tested else "")
-        body = (f"<p>{esc(intro.replace('`', ''))}</p><p>{esc(method.replace('`', ''))}</p><ul>"
-                + "".join(f"<li>{esc(v[2:].replace('**', '').replace('`', ''))}</li>" for v in verdicts) + "</ul>"
-                + html_table(headers, rows, classes) + html_image(tmp / "grid.png", "task × condition heatmap")
-                + significance_html
-                + (f"<h2>Promotion gate</h2>{markdown_html(gate_md)}" if gate_md else "")
-                + "<h2>Per target task</h2>" + "".join(per_task_html))
-        atomic_write_text(tmp / "report.html", html_page("xstilts report — intermediate × target tasks", body))
-        provenance.params = {"targets": targets, "conditions": conditions, "seeds": summary["seeds"]}
-        provenance.record(tmp)
-    for src, dest in (("report.html", html_path), ("report.md", md_path)):
-        if dest:  # KFP's HTML/Markdown artifacts are single files beside the report directory
-            atomic_copy(Path(out_dir) / src, dest)
+    with phase("write"):  # the figures, pages and predictions
+        with atomic_dir(out_dir) as tmp:
+            grid_marks = ({c: {t: statistics["task_average"][t][c]["significant"] for t in targets}
+                           | {XTREME: statistics["xtreme_average"][c]["significant"]} for c in others} if tested else None)
+            heatmap(tmp / "grid.png", targets + [XTREME], conditions,
+                    {c: {t: task_average[t][c] for t in targets} | {XTREME: overall[c]} for c in conditions},
+                    "score, mean over languages", "all targets —", row_label="target task", significant=grid_marks)
+            if tested:
+                forest_plot(tmp / "forest.png", targets + [XTREME], others,
+                            {**{t: statistics["task_average"][t] for t in targets}, XTREME: statistics["xtreme_average"]})
+            for t in targets:
+                languages = list(scores[t][conditions[0]])
+                cells = statistics["cells"][t]
+                marks = {c: {lang: cells[c][lang]["significant"] for lang in languages} for c in others} if tested else None
+                heatmap(tmp / f"heatmap-{t}.png", languages, conditions, {c: scores[t][c] for c in conditions}, metric[t], t,
+                        significant=marks)
+                lang_headers = ["language"] + conditions + ([f"Δ {c}" for c in others] if tested else [])
+                lang_rows = [[lang] + [mean_std(cells[c][lang]) for c in conditions]
+                             + ([delta_text(cells[c][lang]) for c in others] if tested else [])
+                             for lang in languages]
+                per_task_md.append(f"### {t} ({metric[t]})\n\n" + markdown_table(lang_headers, lang_rows)
+                                   + f"\n![{t} heatmap](heatmap-{t}.png)\n")
+                per_task_html.append(f"<h3>{esc(t)} ({esc(metric[t])})</h3>" + html_table(lang_headers, lang_rows)
+                                     + html_image(tmp / f"heatmap-{t}.png", f"{t} heatmap"))
+            gate_md = ""
+            if decision is not None:  # the promotion step's folder: decisions.json + decision.md
+                decision = Path(decision)
+                decision = decision if decision.is_dir() else decision.parent
+                summary["promotion"] = read_json(decision / "decisions.json")
+                gate_md = (decision / "decision.md").read_text(encoding="utf-8")
+                provenance.inputs["promotion"] = decision
+            copy_predictions(read, tmp)
+            write_json(tmp / "summary.json", summary)
+            intro = ("Each condition is an English intermediate task (or a `+`-joined multi-task set) trained before the "
+                     "English target task; `none` is the baseline. Scores are zero-shot, ×100: each target task's mean "
+                     "over its languages, and the XTREME average over tasks.")
+            significance_md = ("## Significance\n\n" + markdown_table(sig_headers, sig_rows)
+                               + "\n![forest plot](forest.png)\n\n" if tested else "")
+            atomic_write_text(tmp / "report.md", "# Zero-shot cross-lingual transfer: intermediate tasks × target tasks\n\n"
+                              f"{intro}\n\n{method}\n\n" + "\n".join(verdicts) + "\n\n" + markdown_table(headers, rows)
+                              + "\n![grid](grid.png)\n\n" + significance_md
+                              + (f"## Promotion gate\n\n{gate_md}\n" if gate_md else "")
+                              + "## Per target task\n\n" + "\n".join(per_task_md))
+            significance_html = ("<h2>Significance</h2>" + html_table(sig_headers, sig_rows)
+                                 + html_image(tmp / "forest.png", "forest plot: Δ vs none with 95 % intervals")
+                                 if tested else "")
+            body = (f"<p>{esc(intro.replace('`', ''))}</p><p>{esc(method.replace('`', ''))}</p><ul>"
+                    + "".join(f"<li>{esc(v[2:].replace('**', '').replace('`', ''))}</li>" for v in verdicts) + "</ul>"
+                    + html_table(headers, rows, classes) + html_image(tmp / "grid.png", "task × condition heatmap")
+                    + significance_html
+                    + (f"<h2>Promotion gate</h2>{markdown_html(gate_md)}" if gate_md else "")
+                    + "<h2>Per target task</h2>" + "".join(per_task_html))
+            atomic_write_text(tmp / "report.html", html_page("xstilts report — intermediate × target tasks", body))
+            provenance.params = {"targets": targets, "conditions": conditions, "seeds": summary["seeds"]}
+            provenance.record(tmp)
+        for src, dest in (("report.html", html_path), ("report.md", md_path)):
+            if dest:  # KFP's HTML/Markdown artifacts are single files beside the report directory
+                atomic_copy(Path(out_dir) / src, dest)
     return summary

@@ -36,6 +36,7 @@ from xstilts.evaluate import predictions as preds
 from xstilts.evaluate import statistics as stats
 from xstilts.io import atomic_dir, read_json, write_json
 from xstilts.kinds.metrics import xtreme_average
+from xstilts.progress import phase
 from xstilts.provenance import Provenance
 
 BASELINE = stats.BASELINE
@@ -112,7 +113,8 @@ def gather_results(result_files: list[str | Path], out_dir: str | Path) -> dict:
     with their per-example predictions under predictions/<condition>/seed-<seed>/<task>/ (the pipeline's fan-in:
     KFP cannot collect artifacts across two nested loops at once)."""
     provenance = Provenance("gather")
-    read = [(Path(f), read_results(Path(f))) for f in result_files]
+    with phase("load"):
+        read = [(Path(f), read_results(Path(f))) for f in result_files]
     results = [r for _, rs in read for r in rs]
     if not results:
         raise ConfigError("no evaluation results to gather")
@@ -124,22 +126,23 @@ def gather_results(result_files: list[str | Path], out_dir: str | Path) -> dict:
     repeated = sorted({f"{t} ({_seed_text(s)})" for t, s in keys if keys.count((t, s)) > 1})
     if repeated:
         raise ConfigError(f"two results for target task(s) {', '.join(repeated)} under condition {condition!r}")
-    gathered = []
-    with atomic_dir(out_dir) as tmp:
-        for r in sorted(results, key=lambda r: (str(r.get("seed")), r["task"])):
-            source = r.pop("predictions_dir")
-            relative = None
-            if source is not None:
-                relative = Path(preds.FOLDER) / str(condition) / seed_folder(r.get("seed")) / r["task"]
-                shutil.copytree(source, tmp / relative, copy_function=link_or_copy)
-            gathered.append({**r, "predictions": None if relative is None else relative.as_posix()})
-        data = {"condition": condition, "seeds": sorted({r.get("seed") for r in gathered}, key=str),
-                "results": gathered}
-        write_json(tmp / GATHERED_FILE, data)
-        provenance.inputs = named_inputs(read, lambda r: r["task"], "results")
-        provenance.params = {"condition": condition, "targets": sorted({r["task"] for r in gathered}),
-                             "seeds": data["seeds"]}
-        provenance.record(tmp)
+    with phase("write"):  # the results and their predictions, copied (or hard-linked)
+        gathered = []
+        with atomic_dir(out_dir) as tmp:
+            for r in sorted(results, key=lambda r: (str(r.get("seed")), r["task"])):
+                source = r.pop("predictions_dir")
+                relative = None
+                if source is not None:
+                    relative = Path(preds.FOLDER) / str(condition) / seed_folder(r.get("seed")) / r["task"]
+                    shutil.copytree(source, tmp / relative, copy_function=link_or_copy)
+                gathered.append({**r, "predictions": None if relative is None else relative.as_posix()})
+            data = {"condition": condition, "seeds": sorted({r.get("seed") for r in gathered}, key=str),
+                    "results": gathered}
+            write_json(tmp / GATHERED_FILE, data)
+            provenance.inputs = named_inputs(read, lambda r: r["task"], "results")
+            provenance.params = {"condition": condition, "targets": sorted({r["task"] for r in gathered}),
+                                 "seeds": data["seeds"]}
+            provenance.record(tmp)
     return data
 
 

@@ -63,6 +63,7 @@ from xstilts import env
 from xstilts.io import (OUTPUT_MARKER, atomic_copy, atomic_dir, dir_fingerprint, fingerprint, jsonable, read_json,
                         replacing_foreign_outputs, write_json)
 from xstilts.ops.failfast import failing_fast
+from xstilts.progress import process_seconds, report_phase
 from xstilts.provenance import LINEAGE_FILE
 
 
@@ -359,6 +360,8 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
     """`func(**inputs, **outputs, **params)`, or its cached outputs and return value (see the module docstring).
     `whole_step=False`: a part of a step that does more (the promotion gate's summary); its `[cache]` lines say so,
     so that the local run's view does not show the step as cached."""
+    if whole_step:
+        report_phase("import", process_seconds())
     _freeze_gc_at_exit()
     params = dict(params or {})
     label = step if whole_step else f"{step} (part of the step)"

@@ -12,6 +12,7 @@ from xstilts.kinds import base as kinds
 from xstilts.data.load import read_split
 from xstilts.errors import ConfigError
 from xstilts.io import atomic_dir, dir_fingerprint, fingerprint, read_json, write_json
+from xstilts.progress import phase
 from xstilts.provenance import Provenance
 from xstilts.models.encoder import (build_model, load_encoder, resolve_pretrained, save_model_dir)
 from xstilts.kinds.base import GENERATION, RETRIEVAL
@@ -53,31 +54,33 @@ def finetune(task_names: list[str], dataset_dir: str | Path, init: str, out_dir:
     if refused:
         raise ConfigError(f"task(s) {', '.join(refused)} cannot train a causal LM (generation tasks and, as "
                           f"intermediate tasks, the text-to-text kinds {', '.join(kinds.TEXT_TO_TEXT_KINDS)} can)")
-    if causal:
-        lm, tokenizer = load_causal_lm(str(init_path) if init_path else init, init_revision)
-    else:
-        encoder, tokenizer = load_encoder(str(init_path) if init_path else init, init_revision)
-    specs = {t.name: {"kind": t.kind, "labels": list(dataset_labels(dataset_dir, t)), "metric": t.metric} for t in tasks}
-    seed_everything(config.seed)  # the new heads' initial weights are part of the seeded run
-    if causal:
-        model = CausalLMModel(lm, {n: GENERATION for n in specs})
-    else:
-        model = build_model(encoder, {n: s for n, s in specs.items() if s["kind"] != RETRIEVAL})
-    data = [(t, tuple(specs[t.name]["labels"]), read_split(dataset_dir, t.data_task, "train"),
-             read_split(dataset_dir, t.data_task, "validation")) for t in tasks]
-    if text_to_text:  # the same rows as prompt → completion, trained like a generation task
-        data = [(dataclasses.replace(t, kind=GENERATION), labels, kinds.as_generation(t, train), kinds.as_generation(t, dev))
-                if t in text_to_text else (t, labels, train, dev) for t, labels, train, dev in data]
-    # The checkpoint key covers everything that changes the result, so a re-run resumes only the same training.
-    init_key = dir_fingerprint(init_path) if init_path else [init, init_revision, resolve_pretrained(init)[0] if init == "tiny" else None]
-    if init == TINY_CAUSAL:
-        init_key.append(str(ensure_tiny_causal_model()))
-    name = "+".join(t.name for t in tasks)
-    key = fingerprint(name, [dir_fingerprint(Path(dataset_dir) / t.data_task) for t in tasks], init_key,
-                      dataclasses.asdict(config))
-    ckpt_dir = checkpoint_root() / f"{name}-{key}"
-    metrics = train(model, tokenizer, data, config, ckpt_dir,
-                    desc=name if condition in (None, name) else f"{name} (after {condition})")
+    with phase("load"):  # the initial model, its tokenizer, the data splits
+        if causal:
+            lm, tokenizer = load_causal_lm(str(init_path) if init_path else init, init_revision)
+        else:
+            encoder, tokenizer = load_encoder(str(init_path) if init_path else init, init_revision)
+        specs = {t.name: {"kind": t.kind, "labels": list(dataset_labels(dataset_dir, t)), "metric": t.metric} for t in tasks}
+        seed_everything(config.seed)  # the new heads' initial weights are part of the seeded run
+        if causal:
+            model = CausalLMModel(lm, {n: GENERATION for n in specs})
+        else:
+            model = build_model(encoder, {n: s for n, s in specs.items() if s["kind"] != RETRIEVAL})
+        data = [(t, tuple(specs[t.name]["labels"]), read_split(dataset_dir, t.data_task, "train"),
+                 read_split(dataset_dir, t.data_task, "validation")) for t in tasks]
+        if text_to_text:  # the same rows as prompt → completion, trained like a generation task
+            data = [(dataclasses.replace(t, kind=GENERATION), labels, kinds.as_generation(t, train), kinds.as_generation(t, dev))
+                    if t in text_to_text else (t, labels, train, dev) for t, labels, train, dev in data]
+        # The checkpoint key covers everything that changes the result, so a re-run resumes only the same training.
+        init_key = dir_fingerprint(init_path) if init_path else [init, init_revision, resolve_pretrained(init)[0] if init == "tiny" else None]
+        if init == TINY_CAUSAL:
+            init_key.append(str(ensure_tiny_causal_model()))
+        name = "+".join(t.name for t in tasks)
+        key = fingerprint(name, [dir_fingerprint(Path(dataset_dir) / t.data_task) for t in tasks], init_key,
+                          dataclasses.asdict(config))
+        ckpt_dir = checkpoint_root() / f"{name}-{key}"
+    with phase("compute"):
+        metrics = train(model, tokenizer, data, config, ckpt_dir,
+                        desc=name if condition in (None, name) else f"{name} (after {condition})")
     if not distributed.is_main():  # torchrun: rank 0 writes the model
         return metrics
     info = {"condition": condition, "seed": config.seed, "init": init if not init_path else "intermediate model",
@@ -86,15 +89,16 @@ def finetune(task_names: list[str], dataset_dir: str | Path, init: str, out_dir:
     contrastive = {n: s for n, s in specs.items() if s["kind"] == RETRIEVAL}
     if contrastive:  # trained into the encoder, no head to save
         info["contrastive"] = contrastive
-    with atomic_dir(out_dir) as tmp:
-        if causal:
-            save_causal_model_dir(tmp, model.lm.cpu(), tokenizer, info)
-        else:
-            save_model_dir(tmp, model.encoder.cpu(), tokenizer, model.cpu(), info)
-        write_json(tmp / "training.json", {"tasks": [t.name for t in tasks], "condition": condition,
-                                           "seed": config.seed, "config": dataclasses.asdict(config), **metrics})
-        provenance.record(tmp)
-    shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the output is the model now
+    with phase("write"):
+        with atomic_dir(out_dir) as tmp:
+            if causal:
+                save_causal_model_dir(tmp, model.lm.cpu(), tokenizer, info)
+            else:
+                save_model_dir(tmp, model.encoder.cpu(), tokenizer, model.cpu(), info)
+            write_json(tmp / "training.json", {"tasks": [t.name for t in tasks], "condition": condition,
+                                               "seed": config.seed, "config": dataclasses.asdict(config), **metrics})
+            provenance.record(tmp)
+        shutil.rmtree(ckpt_dir, ignore_errors=True)  # finished: the output is the model now
     return metrics
 
 
@@ -110,18 +114,20 @@ def pass_through(init: str, out_dir: str | Path, condition: str, init_revision: 
     init_path = _backbone_dir(init)
     info = {"condition": condition, "seed": seed, "heads": {}, "task": task}
     causal = is_causal(init, init_revision)  # a causal LM (`none` before a generation target) passes through as is
-    if causal:
-        lm, tokenizer = load_causal_lm(init, init_revision)
-    else:
-        encoder, tokenizer = load_encoder(str(init_path) if init_path else init, init_revision)
-    with atomic_dir(out_dir) as tmp:
+    with phase("load"):
         if causal:
-            save_causal_model_dir(tmp, lm, tokenizer, info)
+            lm, tokenizer = load_causal_lm(init, init_revision)
         else:
-            save_model_dir(tmp, encoder, tokenizer, info=info)
-        write_json(tmp / "training.json", {"tasks": [task] if task else [], "condition": condition, "seed": seed,
-                                           "init": init, "steps": 0})
-        provenance.record(tmp)
+            encoder, tokenizer = load_encoder(str(init_path) if init_path else init, init_revision)
+    with phase("write"):
+        with atomic_dir(out_dir) as tmp:
+            if causal:
+                save_causal_model_dir(tmp, lm, tokenizer, info)
+            else:
+                save_model_dir(tmp, encoder, tokenizer, info=info)
+            write_json(tmp / "training.json", {"tasks": [task] if task else [], "condition": condition, "seed": seed,
+                                               "init": init, "steps": 0})
+            provenance.record(tmp)
 
 
 def _backbone_dir(init: str | Path) -> Path | None:
