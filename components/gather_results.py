@@ -13,7 +13,7 @@ def gather_results(results: Input[List[Artifact]], gathered: Output[Artifact]):
     from xstilts.provenance import metadata
     from xstilts.ops.stepcache import lazy, run_cached
 
-    data = run_cached("gather", lazy("xstilts.evaluate.summary:gather_results"), inputs={"result_files": [r.path for r in results]},
+    data = run_cached("gather", lazy("xstilts.evaluate.summary:gather_results", light=True), inputs={"result_files": [r.path for r in results]},
                       outputs={"out_dir": gathered.path})
     gathered.metadata.update({"condition": data["condition"], "seeds": data["seeds"],
                               "targets": sorted({r["task"] for r in data["results"]}), **metadata(gathered.path)})

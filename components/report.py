@@ -14,7 +14,7 @@ def report(results: Input[List[Artifact]], decision: Input[Artifact], summary: O
     from xstilts.provenance import metadata
     from xstilts.ops.stepcache import lazy, run_cached
 
-    result = run_cached("report", lazy("xstilts.evaluate.report:build_report"),
+    result = run_cached("report", lazy("xstilts.evaluate.report:build_report", light=True),
                         inputs={"result_files": [r.path for r in results], "decision": decision.path},
                         outputs={"out_dir": summary.path, "html_path": report_html.path, "md_path": report_md.path})
     summary.metadata.update({"targets": result["targets"], "conditions": result["conditions"],

@@ -16,7 +16,7 @@ def validate_data(target_tasks: list, conditions: list, data: str, task_data: di
     from xstilts.provenance import metadata
     from xstilts.ops.stepcache import lazy, run_cached
 
-    manifest = run_cached("validate", lazy("xstilts.data.validate:validate_experiment"), inputs={},
+    manifest = run_cached("validate", lazy("xstilts.data.validate:validate_experiment", light=True), inputs={},
                           outputs={"out_dir": dataset.path, "report_html": report_html.path, "report_md": report_md.path},
                           params={"target_tasks": target_tasks, "conditions": conditions, "data": data,
                                   "languages": languages or None, "hf_revision": hf_revision or None,

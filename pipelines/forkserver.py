@@ -55,7 +55,7 @@ PRELOAD = {
 # (`lazy("module:function")`): the light server computes their code fingerprints once, before it forks.
 ROOT = Path(__file__).resolve().parent.parent
 LAZY_SOURCES = ("components/*.py", "xstilts/**/*.py")
-LAZY_REFERENCE = re.compile(r'lazy\("([\w.]+:[\w.]+)"\)')
+LAZY_REFERENCE = re.compile(r'lazy\("([\w.]+:[\w.]+)"(?:, light=True)?\)')
 TRANSFORMERS_CLASSES = ("XLMRobertaModel", "XLMRobertaConfig", "PreTrainedTokenizerFast", "AutoTokenizer",
                         "LlamaForCausalLM", "LlamaConfig")
 # The script kfp 2.17 puts before a lightweight component's code (`$0`) and its arguments (`$@`).

@@ -60,6 +60,7 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True, 
         yield
         return
     from pipelines.forkserver import ForkServer, parse_command
+    from xstilts.ops.stepcache import NOT_CACHED
 
     original_init, original_run = ParallelExecutor.__init__, handler.run_local_subprocess
     slots = threading.BoundedSemaphore(n)
@@ -84,6 +85,8 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True, 
         step = view.current() if view is not None else None
 
         def echo(line: str) -> None:
+            if fork and line.startswith("[cache] ") and f": {NOT_CACHED} (" in line:
+                server("heavy")  # a step to compute: more will follow, most of them needing torch & co.
             if view is not None:
                 view.step_line(step, line)
             if verbose:

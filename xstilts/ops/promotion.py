@@ -478,7 +478,7 @@ def gate_run(result_files: list[str | Path], out_dir: str | Path, registry_repo:
     if not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) or tolerance < 0:
         raise PromotionError(f"promotion_tolerance must be a non-negative number (score fraction), got {tolerance}")
     with tempfile.TemporaryDirectory(prefix="xstilts-summary-") as scratch:  # locally: a cached step of its own
-        run_cached("summarize", lazy("xstilts.evaluate.summary:write_summary"),
+        run_cached("summarize", lazy("xstilts.evaluate.summary:write_summary", light=True),
                    inputs={"result_files": [str(f) for f in result_files]},
                    outputs={"out_path": str(Path(scratch) / "summary.json")}, whole_step=False)
         summary = read_json(Path(scratch) / "summary.json")

@@ -69,6 +69,7 @@ from xstilts.provenance import LINEAGE_FILE
 
 ENV = env.STEP_CACHE
 RESULT_FILE = "result.json"
+NOT_CACHED = "not cached"  # what a probed miss prints; the local runner starts its heavy fork server on it
 ENTRY_FILE = "entry.json"
 # The packages whose versions change what the steps compute (a different torch can train different weights).
 KEY_PACKAGES = ("torch", "transformers", "tokenizers", "onnx", "onnxscript", "onnxruntime", "numpy", "pandas")
@@ -104,13 +105,15 @@ def code_fingerprint(func: Callable[..., Any]) -> str:
 class lazy:
     """A module-level function named "module:name", imported when it is called (see the module docstring). Its
     __module__ and __qualname__ are the function's, so code_fingerprint and run_data_parallel's workers (which import
-    it by those names) see it as the function itself; it pickles as its name."""
+    it by those names) see it as the function itself; it pickles as its name. `light=True`: it computes without
+    torch, transformers or onnxruntime (validation, gathering, the report), so a probed miss computes it at once
+    instead of waiting for the heavy fork server."""
 
-    def __init__(self, reference: str):
+    def __init__(self, reference: str, light: bool = False):
         module, _, name = reference.partition(":")
         if not module or not name:
             raise ValueError(f"lazy function reference must be 'module:name', not {reference!r}")
-        self.__module__, self.__qualname__, self.reference = module, name, reference
+        self.__module__, self.__qualname__, self.reference, self.light = module, name, reference, light
 
     def resolve(self) -> Callable[..., Any]:
         target = importlib.import_module(self.__module__)
@@ -122,7 +125,7 @@ class lazy:
         return self.resolve()(*args, **kwargs)
 
     def __reduce__(self):
-        return lazy, (self.reference,)
+        return lazy, (self.reference, self.light)
 
     def __repr__(self) -> str:
         return f"lazy({self.reference!r})"
@@ -382,9 +385,10 @@ def run_cached(step: str, func: Callable[..., Any], inputs: dict[str, Any], outp
                 shutil.rmtree(entry, ignore_errors=True)
             except (OSError, ValueError, KeyError) as e:
                 print(f"[cache] {label}: entry {entry} unusable ({e}); running the step", flush=True)
-        if env.step_probe():  # not cached: the runner runs this step again where torch & co. are loaded
-            print(f"[cache] {label}: not cached ({key}); computing it", flush=True)
-            raise SystemExit(env.PROBE_MISS_EXIT)
+        if env.step_probe():
+            print(f"[cache] {label}: {NOT_CACHED} ({key}); computing it", flush=True)
+            if not all(getattr(f, "light", False) for f in _callables(func)):
+                raise SystemExit(env.PROBE_MISS_EXIT)  # the runner runs it again where torch & co. are loaded
         started = time.perf_counter()
         result = _call(step, func, inputs, outputs, params)
         seconds = time.perf_counter() - started
