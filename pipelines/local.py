@@ -236,8 +236,8 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
     <cache_dir>/steps, and export steps reuse traced ONNX graphs from $XSTILTS_GRAPH_CACHE, default
     <cache_dir>/graphs; without it every step runs and every export traces. `view` (pipelines/liveview.py): `live`
     (a screen that follows the steps; the default on a terminal), `plain` (a line per step event; the default
-    otherwise) or `verbose` (every step's output, as kfp.local prints it). A failed run raises PipelineFailed after printing the failing
-    step's error, the end of its log and the log's path.
+    otherwise) or `verbose` (every step's output, as kfp.local prints it). A failed run raises PipelineFailed
+    after printing the failing step's error, the end of its log and the log's path.
     """
     from kfp import local
 
