@@ -103,10 +103,10 @@ def export_causal_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: fl
     The dynamo exporter (`torch.onnx.export(dynamo=True)`, as for the encoders): it traces transformers' Cache
     objects and the mask construction without changes, and marks batch, sequence, past and total length dynamic,
     so one graph serves prefill (empty past) and decode steps; the graph goes through graphs.exported_model like
-    the encoders' (reused from XSTILTS_GRAPH_CACHE when set), without onnxruntime fusions. Parity: the logits and the present key/values at real
-    (unpadded) positions must agree with PyTorch within `tolerance` for a left-padded prefill with an empty past,
-    a decode step fed that prefill's presents, and random shapes unseen at export; otherwise ExportParityError and
-    nothing is written."""
+    the encoders' (reused from XSTILTS_GRAPH_CACHE when set), without onnxruntime fusions. Parity: the logits and
+    the present key/values at real (unpadded) positions must agree with PyTorch within `tolerance` for a
+    left-padded prefill with an empty past, a decode step fed that prefill's presents, and random shapes unseen at
+    export; otherwise ExportParityError and nothing is written."""
     provenance = Provenance("export", {"model": model_dir}, {"tolerance": tolerance, "opset": opset})
     with phase("load"):
         decoder, tokenizer, info = load_decoder(model_dir)
