@@ -1,6 +1,7 @@
 """The exported-graph store (xstilts.export.graphs): models of one architecture trace once and reuse the template,
 with the same model.onnx bytes as an export without the store; another architecture gets its own entry; a corrupt
-entry is traced again; a template that does not fit the model falls back to a fresh trace."""
+entry is traced again; a template that does not fit the model falls back to a fresh trace; concurrent exports of
+one architecture trace once."""
 
 import contextlib
 import filecmp
@@ -9,6 +10,8 @@ import io
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +144,18 @@ def test_a_template_missing_a_parameter_falls_back_to_a_fresh_trace(traced, stor
     assert graph_line(printed) == ("reused", key)
     assert re.search(rf"graph {key} does not fit this model \(.*{re.escape(name)}.*\); tracing it afresh", printed)
     assert filecmp.cmp(tmp_path / "onnx-b" / "model.onnx", traced["fresh_dir"] / "model.onnx", shallow=False)
+
+
+def test_concurrent_exports_of_one_architecture_trace_once(traced, tmp_path):
+    """Two processes export a and b at once with an empty store: one traces, the other waits on the key's lock,
+    then reuses the entry."""
+    code = "import sys; from xstilts.export.encoder import export_onnx; export_onnx(sys.argv[1], sys.argv[2])"
+    environ = dict(os.environ, **{env.GRAPH_CACHE: str(tmp_path / "store")})
+    runs = [subprocess.Popen([sys.executable, "-c", code, str(traced["models"][name]), str(tmp_path / name)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=environ)
+            for name in ("a", "b")]
+    printed = [run.communicate(timeout=600)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], printed
+    lines = sorted(graph_line(text) for text in printed)
+    assert [how for how, _ in lines] == ["reused", "traced"] and lines[0][1] == lines[1][1] == traced["a"][1]
+    assert filecmp.cmp(tmp_path / "b" / "model.onnx", traced["fresh_dir"] / "model.onnx", shallow=False)
