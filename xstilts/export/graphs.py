@@ -188,8 +188,14 @@ class GraphStore:
     @contextlib.contextmanager
     def locked(self, key: str) -> Iterator[None]:
         """Hold the key's lock: a second export of the architecture waits, then finds the entry."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self._path(key, ".lock"), "a") as handle:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            handle = open(self._path(key, ".lock"), "a")
+        except OSError as e:  # an unwritable store must not fail the export: it just goes unlocked
+            print(f"[export] graph store {self.root} not lockable ({e}); going on without the lock", flush=True)
+            yield
+            return
+        with handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -215,15 +221,15 @@ class GraphStore:
         return blob
 
     def write(self, key: str, blob: bytes, parts: dict) -> None:
-        """Write the entry, each file atomically; the .onnx last, so a reader never pairs it with a stale md5
-        unnoticed (a crash in between leaves a mismatch: dropped and traced again)."""
+        """Write the entry, each file atomically, the .onnx last: a crash in between leaves no .onnx or one whose
+        md5 does not match (dropped and traced again)."""
         self._write_atomic(self._path(key, ".json"), (json.dumps(parts, indent=2, sort_keys=True) + "\n").encode())
         self._write_atomic(self._path(key, ".md5"), hashlib.md5(blob).hexdigest().encode() + b"\n")
         self._write_atomic(self._path(key, ".onnx"), blob)
 
     def drop(self, key: str) -> None:
         for suffix in (".onnx", ".md5", ".json"):
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):
                 self._path(key, suffix).unlink()
 
     def _write_atomic(self, path: Path, data: bytes) -> None:
