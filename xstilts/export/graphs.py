@@ -1,8 +1,8 @@
 """Exported graphs reused across models of one architecture.
 
 Tracing a module with torch.onnx (dynamo) takes seconds; models that differ only in their weights trace to the
-same graph. So every export goes one way: trace unoptimized (each parameter and buffer is then an initializer named
-by its state_dict name) → a template, the serialized graph with those initializers' data left out → instantiate
+same graph. So every export goes one way: trace unoptimized (each parameter and buffer it uses is then an initializer
+named by its state_dict name) → a template, the serialized graph with those initializers' data left out → instantiate
 the template with this module's weights → the onnxscript optimizer (what `torch.onnx.export(optimize=True)` runs)
 → the caller's fusions → save. A template traced from another model of the same architecture gives the same bytes
 as one traced from this model, so an export is byte-identical whether or not its template was reused.
@@ -65,6 +65,7 @@ def _parameter_names(module: torch.nn.Module) -> list[list[str]]:
 
 @lru_cache(maxsize=None)
 def _files_digest(files: tuple[Path, ...]) -> str:
+    """Paths count too: a template's stack traces name them, so another installation keeps its own entries."""
     h = hashlib.sha256()
     for file in files:
         h.update(str(file).encode() + b"\0" + file.read_bytes())
