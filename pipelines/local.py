@@ -254,10 +254,11 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
     step's output to <workdir>/kfp/<run>/logs/<step>.log and, at the end, every step's state, wall time and phases
     to <workdir>/kfp/<run>/logs/steps.json. With `cache`, steps whose inputs, parameters and code are
     unchanged reuse their cached outputs (xstilts.ops.stepcache) from $XSTILTS_STEP_CACHE, default
-    <cache_dir>/steps; without it every step runs. `view` (pipelines/liveview.py): `live` (a screen that follows
-    the steps; the default on a terminal), `plain` (a line per step event; the default otherwise) or `verbose`
-    (every step's output, as kfp.local prints it). A failed run raises PipelineFailed after printing the failing
-    step's error, the end of its log and the log's path.
+    <cache_dir>/steps, and export steps reuse traced ONNX graphs from $XSTILTS_GRAPH_CACHE, default
+    <cache_dir>/graphs; without it every step runs and every export traces. `view` (pipelines/liveview.py): `live`
+    (a screen that follows the steps; the default on a terminal), `plain` (a line per step event; the default
+    otherwise) or `verbose` (every step's output, as kfp.local prints it). A failed run raises PipelineFailed
+    after printing the failing step's error, the end of its log and the log's path.
     """
     from kfp import local
 
@@ -282,6 +283,8 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")
         or str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLEL_STEPS)),
         xenv.STEP_CACHE: str(xenv.step_cache_dir() or default_step_cache()) if cache else None,
+        # export steps of one architecture trace its graph once (same model.onnx bytes as without the store)
+        xenv.GRAPH_CACHE: str(xenv.graph_cache_dir() or xenv.cache_dir() / "graphs") if cache else None,
         # progress as `::progress` lines the view reads, not bars; --verbose shows the bars as they are
         xenv.PROGRESS_LINES: None if verbose else "1",
     }

@@ -19,6 +19,7 @@ def isolated_caches(tmp_path_factory):
     os.environ["XSTILTS_NO_PROGRESS"] = "1"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.pop("XSTILTS_STEP_CACHE", None)  # local runs cache steps under XSTILTS_CACHE/steps (pipelines/local.py)
+    os.environ.pop("XSTILTS_GRAPH_CACHE", None)  # exports trace for themselves unless a test sets a store
     yield cache
 
 

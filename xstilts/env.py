@@ -10,6 +10,9 @@ its children takes effect at once. An empty value counts as unset.
                                 `xstilts run --local` <workdir>/checkpoints.
     XSTILTS_STEP_CACHE          step_cache_dir(): the local step cache (xstilts.ops.stepcache); unset or empty: off.
                                 `xstilts run --local` sets <cache_dir>/steps unless given (or --no-cache).
+    XSTILTS_GRAPH_CACHE         graph_cache_dir(): ONNX export graphs reused across models of one architecture
+                                (xstilts.export.graphs); unset or empty: off (each export traces). `xstilts run
+                                --local` sets <cache_dir>/graphs unless given (or --no-cache).
     XSTILTS_NO_PROGRESS         progress_enabled(): "1" turns progress bars off (tests, benchmark children).
     XSTILTS_PROGRESS_LINES      progress_lines_enabled(): "1" reports progress as `::progress` lines instead of bars
                                 (xstilts.progress); `xstilts run --local` sets it for its steps unless --verbose.
@@ -48,6 +51,7 @@ from pathlib import Path
 CACHE = "XSTILTS_CACHE"
 CHECKPOINTS = "XSTILTS_CHECKPOINTS"
 STEP_CACHE = "XSTILTS_STEP_CACHE"
+GRAPH_CACHE = "XSTILTS_GRAPH_CACHE"
 NO_PROGRESS = "XSTILTS_NO_PROGRESS"
 PROGRESS_LINES = "XSTILTS_PROGRESS_LINES"
 FORKSERVER = "XSTILTS_FORKSERVER"
@@ -81,6 +85,12 @@ def checkpoints_dir(default: Path | None = None) -> Path:
 def step_cache_dir() -> Path | None:
     """The step cache directory (XSTILTS_STEP_CACHE), or None when the cache is off (unset or blank)."""
     root = os.environ.get(STEP_CACHE, "").strip()
+    return Path(root) if root else None
+
+
+def graph_cache_dir() -> Path | None:
+    """The store of exported ONNX graphs (XSTILTS_GRAPH_CACHE), or None when it is off (unset or blank)."""
+    root = os.environ.get(GRAPH_CACHE, "").strip()
     return Path(root) if root else None
 
 

@@ -1,2 +1,3 @@
-"""Export to ONNX: encoders with a task head (encoder), causal LMs as KV-cache decoders (decoder), and the
-ONNX-vs-PyTorch parity checks both must pass before anything is written (parity)."""
+"""Export to ONNX: encoders with a task head (encoder), causal LMs as KV-cache decoders (decoder), the traced graphs
+both reuse across models of one architecture (graphs), and the ONNX-vs-PyTorch parity checks both must pass before
+anything is written (parity)."""

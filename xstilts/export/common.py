@@ -25,10 +25,13 @@ def quiet_exporter() -> Iterator[None]:
 
 
 def export_program(module: torch.nn.Module, args: tuple, input_names: list[str], output_names: list[str],
-                   dynamic_shapes, opset: int):
-    """torch.onnx.export with the dynamo exporter: an ONNXProgram (its .model can be rewritten before .save)."""
+                   dynamic_shapes, opset: int, optimize: bool = True):
+    """torch.onnx.export with the dynamo exporter: an ONNXProgram (its .model can be rewritten before .save).
+    optimize=False leaves each parameter and buffer the graph uses an initializer named by its state_dict
+    name."""
     return torch.onnx.export(module, args, input_names=input_names, output_names=output_names,
-                             dynamic_shapes=dynamic_shapes, opset_version=opset, dynamo=True, verbose=False)
+                             dynamic_shapes=dynamic_shapes, opset_version=opset, dynamo=True, verbose=False,
+                             optimize=optimize)
 
 
 def write_export_dir(out: Path, model_dir: str | Path, tokenizer, meta: dict, report: dict, title: str,

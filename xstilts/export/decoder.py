@@ -10,8 +10,10 @@ import torch
 from torch import nn
 from xstilts.errors import ConfigError
 from xstilts.export import parity
-from xstilts.export.common import export_program, quiet_exporter, write_export_dir
+from xstilts.export.common import quiet_exporter, write_export_dir
+from xstilts.export.graphs import exported_model
 from xstilts.io import atomic_copy, atomic_dir, read_json
+from xstilts.progress import phase
 from xstilts.provenance import Provenance
 from xstilts.tasks.registry import GENERATION
 from xstilts.models.causal import ARCHITECTURE, LM_DIR, cache_names, cache_shape, lm_dir, load_causal_lm, positions
@@ -100,12 +102,14 @@ def export_causal_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: fl
 
     The dynamo exporter (`torch.onnx.export(dynamo=True)`, as for the encoders): it traces transformers' Cache
     objects and the mask construction without changes, and marks batch, sequence, past and total length dynamic,
-    so one graph serves prefill (empty past) and decode steps. Parity: the logits and the present key/values at real
-    (unpadded) positions must agree with PyTorch within `tolerance` for a left-padded prefill with an empty past,
-    a decode step fed that prefill's presents, and random shapes unseen at export; otherwise ExportParityError and
-    nothing is written."""
+    so one graph serves prefill (empty past) and decode steps; the graph goes through graphs.exported_model like
+    the encoders' (reused from XSTILTS_GRAPH_CACHE when set), without onnxruntime fusions. Parity: the logits and
+    the present key/values at real (unpadded) positions must agree with PyTorch within `tolerance` for a
+    left-padded prefill with an empty past, a decode step fed that prefill's presents, and random shapes unseen at
+    export; otherwise ExportParityError and nothing is written."""
     provenance = Provenance("export", {"model": model_dir}, {"tolerance": tolerance, "opset": opset})
-    decoder, tokenizer, info = load_decoder(model_dir)
+    with phase("load"):
+        decoder, tokenizer, info = load_decoder(model_dir)
     task = generation_task(model_dir, info)
     layers, kv_heads, head_dim = decoder.layers, decoder.kv_heads, decoder.head_dim
     past_names, present_names = cache_names(layers)
@@ -116,13 +120,17 @@ def export_causal_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: fl
     ids, mask, position_ids, past = random_step(2, 5, 3)
     started = time.perf_counter()
     with atomic_dir(out_dir) as tmp, quiet_exporter():
-        program = export_program(decoder, (ids, mask, position_ids, *past), inputs, outputs,
-                                 dynamic_axes(max_positions, len(past_names)), opset)
-        program.save(str(tmp / "model.onnx"))
+        with phase("export"):
+            config = {k: v for k, v in decoder.lm.config.to_dict().items() if k != "_name_or_path"}
+            program, _ = exported_model(decoder, (ids, mask, position_ids, *past), inputs, outputs,
+                                        dynamic_axes(max_positions, len(past_names)), opset,
+                                        label=type(decoder).__name__, architecture={"lm_config": config})
+            program.save(str(tmp / "model.onnx"))
         export_seconds = time.perf_counter() - started
 
-        max_diff, shapes = parity.decoder_max_diff(decoder, tokenizer, tmp / "model.onnx", past_names, outputs,
-                                                   random_step)
+        with phase("parity"):
+            max_diff, shapes = parity.decoder_max_diff(decoder, tokenizer, tmp / "model.onnx", past_names, outputs,
+                                                       random_step)
         report = {
             "model_dir": str(model_dir), "task": task, "kind": GENERATION, "condition": info.get("condition"),
             "opset": opset, "exporter": "torch.onnx dynamo", "inputs": inputs, "outputs": outputs,
@@ -141,8 +149,9 @@ def export_causal_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: fl
                             "max_positions": max_positions, "eos_token_id": tokenizer.eos_token_id,
                             "pad_token_id": tokenizer.pad_token_id}}
         # Generation reads the cache layout and special tokens from task.json.
-        write_export_dir(tmp, model_dir, tokenizer, meta, report, "ONNX export (decoder with KV cache)", REPORT_FIELDS,
-                         provenance)
+        with phase("write"):
+            write_export_dir(tmp, model_dir, tokenizer, meta, report, "ONNX export (decoder with KV cache)",
+                             REPORT_FIELDS, provenance)
     if md_path:
         atomic_copy(Path(out_dir) / "export_report.md", md_path)
     return report

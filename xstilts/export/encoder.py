@@ -4,7 +4,9 @@ one layer's hidden states), and a parity check against PyTorch on inputs of shap
 (export/parity.py).
 
 By default the exported graph is fused for onnxruntime (attention, skip-LayerNorm, bias-GELU contrib ops; see
-fuse_for_ort), which is what makes zero-shot evaluation on CPU fast; the parity check runs on the fused model."""
+fuse_for_ort), which is what makes zero-shot evaluation on CPU fast; the parity check runs on the fused model.
+The traced graph is a template given this model's weights (export/graphs.py): with XSTILTS_GRAPH_CACHE set, models
+of one architecture trace once."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ import time
 from pathlib import Path
 import torch
 from xstilts.export import parity
-from xstilts.export.common import export_program, quiet_exporter, write_export_dir
+from xstilts.export.common import quiet_exporter, write_export_dir
 from xstilts.export.decoder import export_causal_onnx
+from xstilts.export.graphs import exported_model
 from xstilts.models.causal import lm_dir
 from xstilts.errors import ConfigError
 from xstilts.io import atomic_copy, atomic_dir, read_json
 from xstilts.kinds.base import OUTPUTS, get_spec
+from xstilts.progress import phase
 from xstilts.provenance import Provenance
 from xstilts.models.encoder import MeanPooledEncoder, load_encoder, load_model
 from xstilts.tasks.registry import get_task
@@ -103,11 +107,22 @@ def dynamic_axes(module: torch.nn.Module, choices: int | None) -> dict:
     return {"input_ids": axes, "attention_mask": axes}
 
 
+def architecture(module: torch.nn.Module, meta: dict) -> dict:
+    """What decides the exported graph besides the module's class, state shapes and the export settings: the
+    encoder config (its model-directory path left out), the task, its kind and labels, the pooled layer."""
+    config = module.encoder.config if hasattr(module, "index") else module.model.encoder.config
+    encoder_config = {k: v for k, v in config.to_dict().items() if k != "_name_or_path"}
+    return {"encoder_config": encoder_config, "task": meta["task"], "kind": meta["kind"],
+            "labels": len(meta["labels"]), "retrieval_layer": meta.get("retrieval_layer"),
+            "pooled_hidden_state": meta.get("pooled_hidden_state")}
+
+
 def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1e-4, opset: int = 18,
                 md_path: str | Path | None = None, retrieval_layer: int = 0, optimize: bool = True) -> dict:
     """Write out_dir/{model.onnx, tokenizer files, task.json, export_report.json, export_report.md}.
 
-    optimize: fuse the graph for onnxruntime (fuse_for_ort) before the parity check.
+    optimize: fuse the graph for onnxruntime (fuse_for_ort) before the parity check. The graph comes from
+    graphs.exported_model (traced, or reused from XSTILTS_GRAPH_CACHE; the same bytes either way).
     Raises ExportParityError (and writes nothing) when max |onnx - torch| > tolerance in fp32. A causal model
     directory (generation tasks) is exported as a decoder with a KV cache (decoder.export_causal_onnx)."""
     if lm_dir(model_dir) is not None:
@@ -116,7 +131,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
     provenance = Provenance("export", {"model": model_dir},
                             {"tolerance": tolerance, "opset": opset, "retrieval_layer": retrieval_layer,
                              "optimize": optimize})
-    module, tokenizer, meta = exportable(model_dir, retrieval_layer)
+    with phase("load"):
+        module, tokenizer, meta = exportable(model_dir, retrieval_layer)
     kind, outputs = meta["kind"], meta["outputs"]
     choices = len(meta["labels"]) if get_spec(kind).model_grouped else None
     random_inputs = random_inputs_from(tokenizer, choices)
@@ -124,24 +140,29 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
     dynamic = dynamic_axes(module, choices)
     started = time.perf_counter()
     with atomic_dir(out_dir) as tmp, quiet_exporter():
-        program = export_program(module, (example_ids, example_mask), INPUT_NAMES, outputs, dynamic, opset)
-        fused_ops = fuse_for_ort(program.model) if optimize else {}
-        program.save(str(tmp / "model.onnx"))
+        with phase("export"):
+            program, fused_ops = exported_model(
+                module, (example_ids, example_mask), INPUT_NAMES, outputs, dynamic, opset,
+                label=f"{type(module).__name__}-{kind}", architecture=architecture(module, meta),
+                transform=fuse_for_ort if optimize else None)
+            program.save(str(tmp / "model.onnx"))
         export_seconds = time.perf_counter() - started
 
-        probes = parity.encoder_probes(tokenizer, random_inputs, choices, EXPORT_SHAPE[1])
-        max_diff = parity.encoder_max_diff(module, tmp / "model.onnx", probes, outputs, kind)
+        with phase("parity"):
+            probes = parity.encoder_probes(tokenizer, random_inputs, choices, EXPORT_SHAPE[1])
+            max_diff = parity.encoder_max_diff(module, tmp / "model.onnx", probes, outputs, kind)
         report = {
             "model_dir": str(model_dir), "task": meta["task"], "kind": kind, "labels": meta["labels"],
             "condition": meta["condition"], "opset": opset, "inputs": INPUT_NAMES, "outputs": outputs,
             "dynamic_axes": {"batch": 0, "sequence": 2 if choices else 1}, "export_shape": list(example_ids.shape),
             "parity_shapes": [list(ids.shape) for ids, _ in probes], "max_abs_diff": max_diff,
             "tolerance": tolerance, "parity_passed": max_diff <= tolerance, "optimized": optimize,
-            "fused_ops": fused_ops, "export_seconds": round(export_seconds, 2),
+            "fused_ops": fused_ops or {}, "export_seconds": round(export_seconds, 2),
             "onnx_bytes": sum(p.stat().st_size for p in tmp.glob("model.onnx*")),
         }
         parity.require_parity(model_dir, max_diff, tolerance, f"shapes {report['parity_shapes']}")
-        write_export_dir(tmp, model_dir, tokenizer, meta, report, "ONNX export", REPORT_FIELDS, provenance)
+        with phase("write"):
+            write_export_dir(tmp, model_dir, tokenizer, meta, report, "ONNX export", REPORT_FIELDS, provenance)
     if md_path:
         atomic_copy(Path(out_dir) / "export_report.md", md_path)
     return report
