@@ -51,6 +51,10 @@ PRELOAD = {
                       "xstilts.train.finetune", "xstilts.export.encoder", "xstilts.evaluate.zero_shot",
                       "xstilts.evaluate.report", "xstilts.train.distributed", "xstilts.ops.lineage"),
 }
+# What the light server imports after its first fork (the run's first step, resolving data, runs meanwhile): the
+# light steps' libraries (scipy, matplotlib, pandas), so that the gathers, the gate and the report do not each import
+# them in their fork; seconds that would otherwise delay the run's first step.
+LIGHT_LATER = ("xstilts.evaluate.summary", "xstilts.evaluate.report", "xstilts.data.validate")
 # The steps' library functions, as the components (and the library, for a cached part of a step) name them
 # (`lazy("module:function")`): the light server computes their code fingerprints once, before it forks.
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,6 +232,7 @@ def serve(path: str, kind: str = "heavy") -> None:
         server.listen(64)
         server.settimeout(1.0)
         print("ready", flush=True)
+        later = LIGHT_LATER if kind == "light" else ()
         while os.getppid() == parent:
             try:
                 conn, _ = server.accept()
@@ -239,6 +244,20 @@ def serve(path: str, kind: str = "heavy") -> None:
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the step may wait for subprocesses of its own
                 _run_step(conn)
             conn.close()
+            if later:
+                _import_quietly(later)
+                later = ()
+
+
+def _import_quietly(names: tuple[str, ...]) -> None:
+    """Import what steps would import anyway; a module that fails here fails in the step that needs it instead."""
+    import importlib
+
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the step reports it
+            pass
 
 
 if __name__ == "__main__":

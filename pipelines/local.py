@@ -2,10 +2,13 @@
 
 import builtins
 import contextlib
+import heapq
+import itertools
 import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import warnings
 from pathlib import Path
@@ -20,6 +23,42 @@ from xstilts import env as xenv
 # while a step starts up or writes, but not 9 processes thrashing 2 cores' caches. Each step gets
 # cores // LOCAL_PARALLEL_STEPS torch/OpenMP threads (at least 1).
 LOCAL_PARALLEL_STEPS = min(8, 2 * (os.cpu_count() or 1))
+
+
+# Which waiting step gets a free slot first: trainings head the long chains (intermediate → target → export → eval),
+# so they go before the exports and evaluations that other chains have ready; then the order they became ready in.
+STEP_RANKS = (("intermediate-", 0), ("target-", 1), ("export-", 2))
+
+
+def step_rank(task: str | None) -> int:
+    return next((rank for prefix, rank in STEP_RANKS if (task or "").startswith(prefix)), len(STEP_RANKS))
+
+
+class PrioritySlots:
+    """At most `n` holders at once; a freed slot goes to the waiting holder of the lowest rank, then the earliest."""
+
+    def __init__(self, n: int):
+        self.free = n
+        self.waiting: list[tuple[int, int]] = []
+        self.tickets = itertools.count()
+        self.changed = threading.Condition()
+
+    @contextlib.contextmanager
+    def slot(self, rank: int):
+        with self.changed:
+            ticket = (rank, next(self.tickets))
+            heapq.heappush(self.waiting, ticket)
+            while self.free == 0 or self.waiting[0] != ticket:
+                self.changed.wait()
+            heapq.heappop(self.waiting)
+            self.free -= 1
+            self.changed.notify_all()  # the next in line may take another free slot
+        try:
+            yield
+        finally:
+            with self.changed:
+                self.free += 1
+                self.changed.notify_all()
 
 
 class PipelineFailed(XstiltsError):
@@ -63,7 +102,7 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True, 
     from xstilts.ops.stepcache import NOT_CACHED
 
     original_init, original_run = ParallelExecutor.__init__, handler.run_local_subprocess
-    slots = threading.BoundedSemaphore(n)
+    slots = PrioritySlots(n)
     servers: dict[str, ForkServer] = {}
     servers_lock = threading.Lock()
 
@@ -92,7 +131,7 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True, 
             if verbose:
                 print(line, end="")
 
-        with slots:
+        with slots.slot(step_rank(step.plan.task if step is not None else None)):
             if view is not None:
                 view.step_running(step)
             command = parse_command(full_command)
@@ -255,7 +294,7 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
     to <workdir>/kfp/<run>/logs/steps.json. With `cache`, steps whose inputs, parameters and code are
     unchanged reuse their cached outputs (xstilts.ops.stepcache) from $XSTILTS_STEP_CACHE, default
     <cache_dir>/steps, and export steps reuse traced ONNX graphs from $XSTILTS_GRAPH_CACHE, default
-    <cache_dir>/graphs; without it every step runs and every export traces. `view` (pipelines/liveview.py): `live`
+    <cache_dir>/graphs; without it every step runs and the exports share a graph store of the run's own. `view` (pipelines/liveview.py): `live`
     (a screen that follows the steps; the default on a terminal), `plain` (a line per step event; the default
     otherwise) or `verbose` (every step's output, as kfp.local prints it). A failed run raises PipelineFailed
     after printing the failing step's error, the end of its log and the log's path.
@@ -284,6 +323,7 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
         or str(max(1, (os.cpu_count() or 1) // LOCAL_PARALLEL_STEPS)),
         xenv.STEP_CACHE: str(xenv.step_cache_dir() or default_step_cache()) if cache else None,
         # export steps of one architecture trace its graph once (same model.onnx bytes as without the store)
+        # (without the cache: a store of this run's own, removed after it)
         xenv.GRAPH_CACHE: str(xenv.graph_cache_dir() or xenv.cache_dir() / "graphs") if cache else None,
         # progress as `::progress` lines the view reads, not bars; --verbose shows the bars as they are
         xenv.PROGRESS_LINES: None if verbose else "1",
@@ -297,8 +337,11 @@ def run_local(params: dict, workdir: Path, cache: bool = True, view: str | None 
     original_print = builtins.print
     screen = liveview.live(steps) if view == "live" else contextlib.nullcontext()
     failed = None
-    with warnings.catch_warnings(), _environ(env), _oneof_artifacts(), _outer_loop_items(), screen, \
-            _watched(steps, verbose), \
+    run_graphs = None if cache else tempfile.TemporaryDirectory(prefix="xstilts-graphs-")
+    if run_graphs is not None:
+        env[xenv.GRAPH_CACHE] = run_graphs.name
+    with run_graphs or contextlib.nullcontext(), warnings.catch_warnings(), _environ(env), _oneof_artifacts(), \
+            _outer_loop_items(), screen, _watched(steps, verbose), \
             _parallel_steps(LOCAL_PARALLEL_STEPS, fork=xenv.forkserver_enabled(), view=steps, verbose=verbose,
                             probe=cache):
         warnings.filterwarnings("ignore", message=".*non-Python base image.*")  # our image is a Python image

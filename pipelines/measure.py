@@ -216,7 +216,8 @@ def run_pipeline(label: str, workdir: Path, step_cache: Path, extra: list[str]) 
     """`xstilts run --local` in a process of its own, its output in <workdir>/<label>.log: (wall seconds, the log,
     its steps.json). Exits with the log's tail when the run fails."""
     log = workdir / f"{label}.log"
-    environ = {**os.environ, xenv.STEP_CACHE: str(step_cache)}
+    # exported graphs too: a cold run traces each architecture afresh
+    environ = {**os.environ, xenv.STEP_CACHE: str(step_cache), xenv.GRAPH_CACHE: str(step_cache / "graphs")}
     environ.pop(xenv.CHECKPOINTS, None)  # checkpoints in the workdir, which starts empty: a cold run resumes nothing
     command = [sys.executable, "-m", "xstilts.cli.main", "run", "--local", "--workdir", str(workdir), *extra]
     print(f"{label} run: {' '.join(command[2:])} (output: {log})", flush=True)

@@ -159,3 +159,25 @@ def test_concurrent_exports_of_one_architecture_trace_once(traced, tmp_path):
     lines = sorted(graph_line(text) for text in printed)
     assert [how for how, _ in lines] == ["reused", "traced"] and lines[0][1] == lines[1][1] == traced["a"][1]
     assert filecmp.cmp(tmp_path / "b" / "model.onnx", traced["fresh_dir"] / "model.onnx", shallow=False)
+
+
+def test_a_retrieval_encoder_pooled_below_its_last_layer_reuses_its_graph(tmp_path):
+    """Pooling layer 0 leaves the last layer's parameters out of the graph: the template records them as unused,
+    so the next model of the architecture still reuses it (and gets the bytes of a fresh export)."""
+    def retrieval_model(out: Path, seed: int) -> Path:
+        encoder, tokenizer = load_encoder("tiny")
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for parameter in encoder.parameters():
+                parameter.add_(0.05 * torch.randn(parameter.shape, generator=generator))
+        out.mkdir(parents=True)
+        save_model_dir(out, encoder, tokenizer, info={"task": "tatoeba", "condition": "none", "heads": {}})
+        return out
+
+    first, second = retrieval_model(tmp_path / "a", 1), retrieval_model(tmp_path / "b", 2)
+    store = tmp_path / "store"
+    assert graph_line(export(first, tmp_path / "a.onnx", store))[0] == "traced"
+    printed = export(second, tmp_path / "b.onnx", store)
+    assert graph_line(printed)[0] == "reused" and "does not fit" not in printed
+    export(second, tmp_path / "b-fresh.onnx", None)
+    assert filecmp.cmp(tmp_path / "b.onnx" / "model.onnx", tmp_path / "b-fresh.onnx" / "model.onnx", shallow=False)

@@ -15,7 +15,7 @@ import shutil
 
 from xstilts.errors import ConfigError
 from xstilts.evaluate.summary import (BASELINE, load_results, named_inputs, read_results, seed_folder,  # noqa: F401
-                                      summarize)
+                                      summarize, summary_for)
 from xstilts.io import atomic_copy, atomic_dir, atomic_write_text, read_json, write_json
 from xstilts.progress import phase
 from xstilts.provenance import Provenance
@@ -208,8 +208,8 @@ def build_report(result_files: list[str | Path], out_dir: str | Path, html_path:
     provenance.inputs = named_inputs(read, lambda r: str(r["condition"]), "condition")
     if not results:
         raise ConfigError("no evaluation results to report")
-    with phase("compute"):  # the statistics over seeds and examples
-        summary = summarize(results)
+    with phase("compute"):  # the statistics over seeds and examples (the promotion gate's, where it has them)
+        summary = summary_for(result_files, decision) or summarize(results)
     targets, conditions, metric = summary["targets"], summary["conditions"], summary["metric"]
     statistics = summary["statistics"]
     scores, task_average, overall = summary["scores"], summary["task_average"], summary["xtreme_average"]

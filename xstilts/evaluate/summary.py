@@ -34,7 +34,7 @@ import numpy as np
 from xstilts.errors import ConfigError, DataError
 from xstilts.evaluate import predictions as preds
 from xstilts.evaluate import statistics as stats
-from xstilts.io import atomic_dir, read_json, write_json
+from xstilts.io import atomic_dir, dir_fingerprint, fingerprint, read_json, write_json
 from xstilts.kinds.metrics import xtreme_average
 from xstilts.progress import phase
 from xstilts.provenance import Provenance
@@ -265,6 +265,30 @@ def _best(targets: list, conditions: list, task_average: dict, statistics: dict)
         best[t] = {"condition": top if significant else None, "candidate": top, "score": task_average[t][top],
                    "gain": gain, "p_adjusted": entry.get("p_adjusted"), "significant": significant}
     return best
+
+
+SUMMARY_INPUTS = "summary-inputs.json"  # beside a summary.json: the fingerprint of the results it summarizes
+
+
+def results_fingerprint(result_files: list[str | Path]) -> list[str]:
+    """Each result file's or folder's content hash (names and bytes of every file), in order."""
+    return [dir_fingerprint(f) if Path(f).is_dir() else fingerprint(Path(f).read_bytes().hex())
+            for f in result_files]
+
+
+def summary_for(result_files: list[str | Path], folder: str | Path | None) -> dict | None:
+    """The summary.json that `folder` (the promotion gate's decision) holds for exactly these results, if any: the
+    report takes it instead of running the same bootstrap again."""
+    if folder is None or not (Path(folder) / SUMMARY_INPUTS).is_file() or not (Path(folder) / "summary.json").is_file():
+        return None
+    try:
+        recorded = read_json(Path(folder) / SUMMARY_INPUTS)
+        summary = read_json(Path(folder) / "summary.json")
+    except (OSError, ValueError):
+        return None
+    if recorded != results_fingerprint(result_files) or summary.get("format") != FORMAT:
+        return None
+    return summary
 
 
 def write_summary(result_files: list[str | Path], out_path: str | Path, n_resamples: int = stats.N_RESAMPLES) -> dict:

@@ -55,6 +55,9 @@ def state_tensors(module: torch.nn.Module) -> dict[str, torch.Tensor]:
             **dict(module.named_buffers(remove_duplicate=False))}
 
 
+UNUSED_PARAMETERS = "xstilts.unused_parameters"  # a template's metadata: the parameters its graph does not use
+
+
 def _parameter_names(module: torch.nn.Module) -> list[list[str]]:
     """The names of each parameter (several where tied: the export names it by one of them)."""
     names: dict[int, list[str]] = {}
@@ -125,6 +128,11 @@ def template_of(program, module: torch.nn.Module) -> bytes:
             value.const_value = ir.ExternalTensor(ABSENT_WEIGHTS, 0, tensor.nbytes, tensor.dtype, shape=tensor.shape,
                                                   name=name)
     _drop_process_counters(program.model)
+    # Parameters the forward does not use (a retrieval encoder pooled below its last layer) are not in the graph:
+    # recorded, so that a reuse tells them from a parameter missing for another reason.
+    unused = [names[0] for names in _parameter_names(module)
+              if not any(name in program.model.graph.initializers for name in names)]
+    program.model.metadata_props[UNUSED_PARAMETERS] = json.dumps(unused)
     return ir.to_proto(program.model).SerializeToString()
 
 
@@ -157,6 +165,7 @@ def instantiate(model, module: torch.nn.Module, require_every_parameter: bool):
 
     state = state_tensors(module)
     initializers = model.graph.initializers
+    unused = set(json.loads(model.metadata_props.pop(UNUSED_PARAMETERS, "[]")))  # not in the saved model
     problems = []
     for name, value in initializers.items():
         if name in state:
@@ -170,7 +179,7 @@ def instantiate(model, module: torch.nn.Module, require_every_parameter: bool):
             problems.append(f"{name} is not a tensor of the module")
     if require_every_parameter:
         problems += [f"parameter {names[0]} is not in the graph" for names in _parameter_names(module)
-                     if not any(name in initializers for name in names)]
+                     if not any(name in initializers or name in unused for name in names)]
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise TemplateMismatch("; ".join(problems[:3]) + more)

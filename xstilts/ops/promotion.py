@@ -488,8 +488,11 @@ def gate_run(result_files: list[str | Path], out_dir: str | Path, registry_repo:
                              f"(targets: {', '.join(summary['targets'])})")
     from xstilts.io import atomic_dir
 
+    from xstilts.evaluate.summary import SUMMARY_INPUTS, results_fingerprint
+
     with atomic_dir(out_dir) as tmp:
         write_json(tmp / "summary.json", summary)
+        write_json(tmp / SUMMARY_INPUTS, results_fingerprint(result_files))  # the report reuses the summary
         decisions: list[dict] = []
         if registry_repo:
             with tempfile.TemporaryDirectory(prefix="xstilts-registry-") as work:
