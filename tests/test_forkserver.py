@@ -185,3 +185,29 @@ def test_a_server_gone_after_ready_runs_the_step_as_a_subprocess(tmp_path, monke
 
     monkeypatch.setattr(ForkServer, "run", server_gone)
     assert run_pipeline(two_steps, tmp_path).output == "fresh:y"
+
+
+def test_priority_slots_give_a_freed_slot_to_trainings_first():
+    """Waiting steps take a freed slot by rank (intermediate, target, export, the rest), then in arrival order."""
+    import threading
+
+    from pipelines.local import PrioritySlots, step_rank
+
+    assert [step_rank(t) for t in ("intermediate-pass-through", "target-finetune", "export-onnx", "zero-shot-eval",
+                                   None)] == [0, 1, 2, 3, 3]
+    slots, order = PrioritySlots(1), []
+
+    def step(rank: int, name: str) -> None:
+        with slots.slot(rank):
+            order.append(name)
+
+    with slots.slot(3):
+        threads = []
+        for rank, name in ((3, "eval"), (2, "export"), (0, "intermediate"), (1, "target"), (0, "intermediate 2")):
+            threads.append(threading.Thread(target=step, args=(rank, name)))
+            threads[-1].start()
+            while len(slots.waiting) < len(threads):  # queued in this order
+                time.sleep(0.01)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert order == ["intermediate", "intermediate 2", "target", "export", "eval"]

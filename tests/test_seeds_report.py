@@ -209,3 +209,25 @@ def test_readme_worked_example():
     test = st.paired_test(none, mnli)
     assert rounded([test["delta"], *test["delta_ci95"]]) == [20.8, 0.0, 50.0] and round(test["p_value"], 3) == 0.154
     assert round(st.paired_test(none, mnli, method="permutation")["p_value"], 3) == 0.251
+
+
+def test_the_report_takes_the_gates_summary_only_for_the_same_results(tmp_path):
+    """The promotion gate's decision folder holds the summary of exactly its results (summary-inputs.json): the
+    report reuses it for the same results (the same summary.json as computing it), and not for other results."""
+    from xstilts.evaluate.summary import SUMMARY_INPUTS, results_fingerprint, summary_for
+    from xstilts.io import write_json
+    from xstilts.ops.promotion import gate_run
+
+    folders = run_folder(tmp_path / "run")
+    decision = tmp_path / "decision"
+    gate_run(folders, decision)
+    assert json.loads((decision / SUMMARY_INPUTS).read_text()) == results_fingerprint(folders)
+    assert summary_for(folders, decision) == json.loads(json.dumps(summarize(load_results(folders))))
+    build_report(folders, tmp_path / "with", decision=decision)
+    build_report(folders, tmp_path / "without")
+    with_gate = json.loads((tmp_path / "with" / "summary.json").read_text())
+    with_gate.pop("promotion", None)
+    assert with_gate == json.loads((tmp_path / "without" / "summary.json").read_text())
+    assert summary_for(folders[:2], decision) is None  # other results: computed afresh
+    write_json(decision / SUMMARY_INPUTS, ["0" * 16] * len(folders))
+    assert summary_for(folders, decision) is None
