@@ -12,7 +12,7 @@ its children takes effect at once. An empty value counts as unset.
                                 `xstilts run --local` sets <cache_dir>/steps unless given (or --no-cache).
     XSTILTS_GRAPH_CACHE         graph_cache_dir(): ONNX export graphs reused across models of one architecture
                                 (xstilts.export.graphs); unset or empty: off (each export traces). `xstilts run
-                                --local` sets <cache_dir>/graphs unless given (or --no-cache).
+                                --local` sets <cache_dir>/graphs unless given (--no-cache: a store of the run's own).
     XSTILTS_NO_PROGRESS         progress_enabled(): "1" turns progress bars off (tests, benchmark children).
     XSTILTS_PROGRESS_LINES      progress_lines_enabled(): "1" reports progress as `::progress` lines instead of bars
                                 (xstilts.progress); `xstilts run --local` sets it for its steps unless --verbose.
