@@ -21,9 +21,7 @@ import fcntl
 import hashlib
 import inspect
 import json
-import os
 import re
-import tempfile
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
@@ -34,7 +32,7 @@ import torch
 
 from xstilts import env
 from xstilts.export.common import export_program
-from xstilts.io import fingerprint
+from xstilts.io import atomic_write_bytes, fingerprint
 
 # Placeholder location of the weights a template leaves out: they are always replaced before use.
 ABSENT_WEIGHTS = "weights-left-out-of-template"
@@ -233,25 +231,15 @@ class GraphStore:
     def write(self, key: str, blob: bytes, parts: dict) -> None:
         """Write the entry, each file atomically, the .onnx last: a crash in between leaves no .onnx or one whose
         md5 does not match (dropped and traced again)."""
-        self._write_atomic(self._path(key, ".json"), (json.dumps(parts, indent=2, sort_keys=True) + "\n").encode())
-        self._write_atomic(self._path(key, ".md5"), hashlib.md5(blob).hexdigest().encode() + b"\n")
-        self._write_atomic(self._path(key, ".onnx"), blob)
+        atomic_write_bytes(self._path(key, ".json"), (json.dumps(parts, indent=2, sort_keys=True) + "\n").encode())
+        atomic_write_bytes(self._path(key, ".md5"), hashlib.md5(blob).hexdigest().encode() + b"\n")
+        atomic_write_bytes(self._path(key, ".onnx"), blob)
 
     def drop(self, key: str) -> None:
         for suffix in (".onnx", ".md5", ".json"):
             with contextlib.suppress(OSError):
                 self._path(key, suffix).unlink()
 
-    def _write_atomic(self, path: Path, data: bytes) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
 
 
 def _template_from_store(store: GraphStore, key: str, parts: dict, trace: Callable[[], bytes]):
