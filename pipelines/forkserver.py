@@ -47,14 +47,16 @@ LIGHT = ("kfp.dsl.executor_main", "xstilts.ops.stepcache", "xstilts.config", "xs
          "xstilts.ops.artifact_store", "xstilts.ops.promotion", "xstilts.data.dvc", "xstilts.ops.preflight")
 PRELOAD = {
     "light": LIGHT,
-    "heavy": LIGHT + ("torch", "onnxruntime", "torch.onnx._internal.exporter._core", "onnxscript.rewriter.ort_fusions",
-                      "xstilts.train.finetune", "xstilts.export.encoder", "xstilts.evaluate.zero_shot",
-                      "xstilts.evaluate.report", "xstilts.train.distributed", "xstilts.ops.lineage"),
+    "heavy": LIGHT + ("torch", "xstilts.train.finetune", "xstilts.train.distributed"),
 }
-# What the light server imports after its first fork (the run's first step, resolving data, runs meanwhile): the
-# light steps' libraries (scipy, matplotlib, pandas), so that the gathers, the gate and the report do not each import
-# them in their fork; seconds that would otherwise delay the run's first step.
-LIGHT_LATER = ("xstilts.evaluate.summary", "xstilts.evaluate.report", "xstilts.data.validate")
+# What a server imports after its first fork, while that step runs: the light steps' libraries (scipy, matplotlib,
+# pandas), so that the gathers, the gate and the report do not each import them in their fork; the exporter,
+# onnxruntime and evaluation, which only come after the trainings. Seconds that would otherwise delay the first step.
+LATER = {
+    "light": ("xstilts.evaluate.summary", "xstilts.evaluate.report", "xstilts.data.validate"),
+    "heavy": ("onnxruntime", "torch.onnx._internal.exporter._core", "onnxscript.rewriter.ort_fusions",
+              "xstilts.export.encoder", "xstilts.evaluate.zero_shot", "xstilts.evaluate.report", "xstilts.ops.lineage"),
+}
 # The steps' library functions, as the components (and the library, for a cached part of a step) name them
 # (`lazy("module:function")`): the light server computes their code fingerprints once, before it forks.
 ROOT = Path(__file__).resolve().parent.parent
@@ -232,7 +234,7 @@ def serve(path: str, kind: str = "heavy") -> None:
         server.listen(64)
         server.settimeout(1.0)
         print("ready", flush=True)
-        later = LIGHT_LATER if kind == "light" else ()
+        later = LATER[kind]
         while os.getppid() == parent:
             try:
                 conn, _ = server.accept()

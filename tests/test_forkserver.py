@@ -3,6 +3,7 @@ as kfp.local's own subprocesses; commands of another shape, and steps started be
 kfp.local runs them."""
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -143,10 +144,14 @@ def test_server_exits_when_its_runner_is_gone(tmp_path):
 def test_preload_names_importable_modules_and_the_light_server_no_torch():
     import importlib.util
 
-    for kind, names in forkserver.PRELOAD.items():
-        for name in names:
+    for kind in forkserver.PRELOAD:
+        for name in forkserver.PRELOAD[kind] + forkserver.LATER[kind]:
             assert importlib.util.find_spec(name) is not None, (kind, name)
-    assert not {"torch", "onnxruntime", "transformers"} & set(forkserver.PRELOAD["light"])
+    light = forkserver.PRELOAD["light"] + forkserver.LATER["light"]
+    code = f"import sys; {'; '.join(f'import {name}' for name in light)}; print(sorted({{'torch', 'onnxruntime', " \
+           f"'transformers'}} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
 
 
 def test_the_light_server_warms_every_components_function():
