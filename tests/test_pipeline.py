@@ -288,7 +288,7 @@ def test_multi_gpu_pods_and_multi_node_trainjobs(tmp_path):
     executors = spec["deploymentSpec"]["executors"]
     for name in ("exec-intermediate-finetune", "exec-target-finetune"):
         assert executors[name]["container"]["resources"]["accelerator"]["resourceCount"] == "4"
-        assert "partial(run_data_parallel, finetune)" in "".join(executors[name]["container"]["command"])
+        assert "partial(lazy(\"xstilts.train.distributed:run_data_parallel\")" in "".join(executors[name]["container"]["command"])
 
     spec, platform = load_docs(compile_pipeline(tmp_path / "nodes.yaml", cluster=ClusterSettings(gpus=8, num_nodes=3),
                                                 image="registry.example/xstilts:dev"))
