@@ -236,8 +236,17 @@ def run_pipeline(label: str, workdir: Path, step_cache: Path, extra: list[str]) 
     return wall, log, steps_file
 
 
+MARKER = ".xstilts-measure"  # in a workdir that `make measure` made: only such a folder is cleared
+
+
 def clear_workdir(workdir: Path) -> None:
-    """Remove what earlier measurements left in the workdir (artifacts, checkpoints, the latest link, logs)."""
+    """Remove what earlier measurements left in the workdir (artifacts, checkpoints, the latest link, logs). A folder
+    that holds anything but was not made by a measurement (no MARKER: e.g. `runs`, a user's own runs) is refused."""
+    if workdir.is_dir() and any(workdir.iterdir()) and not (workdir / MARKER).is_file():
+        raise SystemExit(f"--workdir {workdir}: holds files and was not made by `make measure` (no {MARKER}); "
+                         "name a new or empty folder")
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / MARKER).touch()
     for name in ("kfp", "checkpoints"):
         shutil.rmtree(workdir / name, ignore_errors=True)
     for name in ("latest", *(f"{label}.log" for label in RUNS)):
@@ -248,7 +257,6 @@ def clear_workdir(workdir: Path) -> None:
 
 def measure(workdir: Path, extra: list[str], sort: str = "start", runs: tuple[str, ...] = RUNS) -> dict:
     workdir = workdir.resolve()
-    workdir.mkdir(parents=True, exist_ok=True)
     clear_workdir(workdir)
     report = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
               "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},

@@ -98,8 +98,19 @@ def test_clear_workdir_removes_only_what_a_measurement_leaves(tmp_path):
     (tmp_path / "latest").symlink_to(tmp_path / "kfp")
     (tmp_path / "measure.json").write_text("{}")
     (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / measure.MARKER).touch()
     measure.clear_workdir(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["measure.json", "notes.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [measure.MARKER, "measure.json", "notes.txt"]
+
+
+def test_clear_workdir_refuses_a_folder_it_did_not_make(tmp_path):
+    """A user's own workdir (their runs) is never cleared: only one that a measurement made, or an empty one."""
+    (tmp_path / "runs" / "kfp" / "run").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="was not made by `make measure`"):
+        measure.clear_workdir(tmp_path / "runs")
+    assert (tmp_path / "runs" / "kfp" / "run").is_dir()
+    measure.clear_workdir(tmp_path / "new")
+    assert (tmp_path / "new" / measure.MARKER).is_file()
 
 
 def test_environment_size_counts_hard_links_once(tmp_path):
