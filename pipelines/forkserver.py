@@ -55,7 +55,8 @@ PRELOAD = {
 LATER = {
     "light": ("xstilts.evaluate.summary", "xstilts.evaluate.report", "xstilts.data.validate"),
     "heavy": ("onnxruntime", "torch.onnx._internal.exporter._core", "onnxscript.rewriter.ort_fusions",
-              "xstilts.export.encoder", "xstilts.evaluate.zero_shot", "xstilts.evaluate.report", "xstilts.ops.lineage"),
+              "xstilts.export.encoder", "xstilts.export.common:warm_exporter", "xstilts.evaluate.zero_shot",
+              "xstilts.evaluate.report", "xstilts.ops.lineage"),
 }
 # The steps' library functions, as the components (and the library, for a cached part of a step) name them
 # (`lazy("module:function")`): the light server computes their code fingerprints once, before it forks.
@@ -210,6 +211,7 @@ def _run_step(conn: socket.socket) -> None:
         except BaseException:  # as an uncaught exception in `python -m`: traceback, exit code 1
             traceback.print_exc()
             code = 1
+        _skip_exit_chores()
         atexit._run_exitfuncs()
     except BaseException:
         traceback.print_exc()
@@ -252,14 +254,33 @@ def serve(path: str, kind: str = "heavy") -> None:
 
 
 def _import_quietly(names: tuple[str, ...]) -> None:
-    """Import what steps would import anyway; a module that fails here fails in the step that needs it instead."""
+    """Import what steps would import anyway (a "module:function" is also called: a warm-up whose caches the forks
+    inherit); a module that fails here fails in the step that needs it instead."""
     import importlib
 
     for name in names:
+        module, _, function = name.partition(":")
         try:
-            importlib.import_module(name)
+            imported = importlib.import_module(module)
+            if function:
+                getattr(imported, function)()
         except Exception:  # noqa: BLE001 - the step reports it
             pass
+
+
+def _skip_exit_chores() -> None:
+    """Drop exit handlers that only cost a step's fork time: torch._dynamo's compile-time table (it imports
+    tabulate to log nothing) and unregistering every torch.library registration, which the process's exit
+    discards anyway. Other handlers (temporary folders, logging) still run."""
+    import atexit
+    import weakref
+
+    dynamo_utils = sys.modules.get("torch._dynamo.utils")
+    if dynamo_utils is not None and hasattr(dynamo_utils, "dump_compile_times"):
+        atexit.unregister(dynamo_utils.dump_compile_times)
+    for finalizer, info in list(weakref.finalize._registry.items()):  # noqa: SLF001 - the pending finalizers
+        if getattr(info.func, "__name__", "") == "_del_library":
+            finalizer.atexit = False
 
 
 if __name__ == "__main__":

@@ -23,15 +23,42 @@ from xstilts import env as xenv
 # while a step starts up or writes, but not 9 processes thrashing 2 cores' caches. Each step gets
 # cores // LOCAL_PARALLEL_STEPS torch/OpenMP threads (at least 1).
 LOCAL_PARALLEL_STEPS = min(8, 2 * (os.cpu_count() or 1))
+# How many iterations of one dsl.ParallelFor kfp.local may have in flight (threads that mostly wait for a slot).
+# Fewer than a loop's items made its last iterations wait for whole earlier chains: with 3 slots the tiny preset's
+# fourth target started its chain only when a first one had finished.
+LOOP_ITERATIONS_IN_FLIGHT = 256
 
 
 # Which waiting step gets a free slot first: trainings head the long chains (intermediate → target → export → eval),
 # so they go before the exports and evaluations that other chains have ready; then the order they became ready in.
-STEP_RANKS = (("intermediate-", 0), ("target-", 1), ("export-", 2))
+STEP_RANKS = (("intermediate-", 0), ("target-", 1), ("export-", 3))
+LAST_RANK = 4
+# The first export of each target task traces its architecture's graph, which that target's other exports wait
+# for (xstilts/export/graphs.py): it goes before the other exports. Behind them, the slowest target's trace (QA,
+# whose training ends last) started last, and its exports and evaluations were the run's tail.
+FIRST_EXPORT_RANK = 2
 
 
 def step_rank(task: str | None) -> int:
-    return next((rank for prefix, rank in STEP_RANKS if (task or "").startswith(prefix)), len(STEP_RANKS))
+    return next((rank for prefix, rank in STEP_RANKS if (task or "").startswith(prefix)), LAST_RANK)
+
+
+class StepRanks:
+    """step_rank, with FIRST_EXPORT_RANK for the first export of each target task that asks for a slot."""
+
+    def __init__(self):
+        self.traced_targets: set = set()
+        self.lock = threading.Lock()
+
+    def __call__(self, task: str | None, scope: dict | None = None) -> int:
+        rank = step_rank(task)
+        target = (scope or {}).get("target_tasks")
+        if not (task or "").startswith("export-") or target is None:
+            return rank
+        with self.lock:
+            first = target not in self.traced_targets
+            self.traced_targets.add(target)
+        return FIRST_EXPORT_RANK if first else rank
 
 
 class PrioritySlots:
@@ -102,7 +129,7 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True, 
     from xstilts.ops.stepcache import NOT_CACHED
 
     original_init, original_run = ParallelExecutor.__init__, handler.run_local_subprocess
-    slots = PrioritySlots(n)
+    slots, ranks = PrioritySlots(n), StepRanks()
     servers: dict[str, ForkServer] = {}
     servers_lock = threading.Lock()
 
@@ -117,8 +144,8 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True, 
 
     def init(self, max_workers=None):
         original_init(self, max_workers)
-        if hasattr(self, "conservative_max"):
-            self.conservative_max = self.max_workers = max(self.conservative_max, n)
+        if hasattr(self, "conservative_max"):  # every iteration in flight: the slots, not the loops, bound the processes
+            self.conservative_max = self.max_workers = max(self.conservative_max, LOOP_ITERATIONS_IN_FLIGHT)
 
     def run_local_subprocess(full_command, env_vars=None):  # only leaf steps wait here: nested loops cannot deadlock
         step = view.current() if view is not None else None
@@ -131,7 +158,7 @@ def _parallel_steps(n: int, fork: bool = True, view=None, verbose: bool = True, 
             if verbose:
                 print(line, end="")
 
-        with slots.slot(step_rank(step.plan.task if step is not None else None)):
+        with slots.slot(ranks(step.plan.task, dict(step.plan.scope)) if step is not None else ranks(None)):
             if view is not None:
                 view.step_running(step)
             command = parse_command(full_command)

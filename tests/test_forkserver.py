@@ -146,7 +146,10 @@ def test_preload_names_importable_modules_and_the_light_server_no_torch():
 
     for kind in forkserver.PRELOAD:
         for name in forkserver.PRELOAD[kind] + forkserver.LATER[kind]:
-            assert importlib.util.find_spec(name) is not None, (kind, name)
+            module, _, function = name.partition(":")  # a "module:function" is a warm-up the server calls
+            assert importlib.util.find_spec(module) is not None, (kind, name)
+            if function:
+                assert callable(getattr(importlib.import_module(module), function)), (kind, name)
     light = forkserver.PRELOAD["light"] + forkserver.LATER["light"]
     code = f"import sys; {'; '.join(f'import {name}' for name in light)}; print(sorted({{'torch', 'onnxruntime', " \
            f"'transformers'}} & set(sys.modules)))"
@@ -199,16 +202,16 @@ def test_priority_slots_give_a_freed_slot_to_trainings_first():
     from pipelines.local import PrioritySlots, step_rank
 
     assert [step_rank(t) for t in ("intermediate-pass-through", "target-finetune", "export-onnx", "zero-shot-eval",
-                                   None)] == [0, 1, 2, 3, 3]
+                                   None)] == [0, 1, 3, 4, 4]
     slots, order = PrioritySlots(1), []
 
     def step(rank: int, name: str) -> None:
         with slots.slot(rank):
             order.append(name)
 
-    with slots.slot(3):
+    with slots.slot(4):
         threads = []
-        for rank, name in ((3, "eval"), (2, "export"), (0, "intermediate"), (1, "target"), (0, "intermediate 2")):
+        for rank, name in ((4, "eval"), (3, "export"), (0, "intermediate"), (1, "target"), (0, "intermediate 2")):
             threads.append(threading.Thread(target=step, args=(rank, name)))
             threads[-1].start()
             while len(slots.waiting) < len(threads):  # queued in this order
@@ -216,3 +219,32 @@ def test_priority_slots_give_a_freed_slot_to_trainings_first():
     for thread in threads:
         thread.join(timeout=10)
     assert order == ["intermediate", "intermediate 2", "target", "export", "eval"]
+
+
+def test_the_first_export_of_each_target_goes_before_the_other_exports():
+    """It traces the graph that its target's other exports wait for (xstilts/export/graphs.py)."""
+    from pipelines.local import FIRST_EXPORT_RANK, StepRanks, step_rank
+
+    ranks = StepRanks()
+    scope = {"conditions": "none", "target_tasks": "xquad"}
+    assert ranks("export-onnx", scope) == FIRST_EXPORT_RANK
+    assert ranks("export-onnx", {**scope, "conditions": "mnli"}) == step_rank("export-onnx") > FIRST_EXPORT_RANK
+    assert ranks("export-onnx", {**scope, "target_tasks": "xnli"}) == FIRST_EXPORT_RANK
+    assert step_rank("target-finetune") < FIRST_EXPORT_RANK
+    assert ranks("target-finetune", scope) == step_rank("target-finetune")  # only exports are first of a kind
+    assert ranks("export-onnx") == step_rank("export-onnx")  # no target in scope: the plain rank
+
+
+def test_a_step_fork_skips_torchs_exit_chores_but_not_other_exit_handlers(tmp_path):
+    """Unregistering torch.library registrations and dynamo's compile-time table cost each fork time at exit; a
+    temporary folder's cleanup (another exit finalizer) still runs."""
+    code = ("import sys, tempfile, weakref, torch, torch._dynamo.utils\n"
+            "from pipelines.forkserver import _skip_exit_chores\n"
+            f"kept = tempfile.TemporaryDirectory(dir={str(tmp_path)!r})\n"
+            "_skip_exit_chores()\n"
+            "pending = [i.func.__name__ for i in weakref.finalize._registry.values() if i.atexit]\n"
+            "print('_del_library' in pending, any(n == 'cleanup' or 'cleanup' in n for n in pending))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]
+    assert list(tmp_path.iterdir()) == []  # the temporary folder's finalizer ran at exit

@@ -24,6 +24,16 @@ def quiet_exporter() -> Iterator[None]:
         yield
 
 
+def warm_exporter() -> None:
+    """Build the exporter's ONNX op registry once: the first build in a process computes each torchlib function's
+    IR (about half a second), which later builds (one per export) reuse. The local runner's step server calls this
+    before it forks export steps."""
+    from torch.onnx._internal.exporter._registration import ONNXRegistry
+
+    with quiet_exporter():
+        ONNXRegistry.from_torchlib()
+
+
 def export_program(module: torch.nn.Module, args: tuple, input_names: list[str], output_names: list[str],
                    dynamic_shapes, opset: int, optimize: bool = True):
     """torch.onnx.export with the dynamo exporter: an ONNXProgram (its .model can be rewritten before .save).
