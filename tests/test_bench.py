@@ -1,9 +1,11 @@
 """`xstilts bench eval`: every setup measured on the same inputs, fused model parity, int8 agreement, the export
-path's fusion. No timed assertions: speed is what the benchmark prints, not what the tests check."""
+path's fusion (from OPTIMIZE_FROM_PARAMETERS) and its small models saved as traced. No timed assertions: speed is what the benchmark prints, not what the tests check."""
 
 import json
 
+import onnx
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from xstilts.bench.eval import BASELINE, bench_eval
@@ -57,10 +59,31 @@ def test_int8_reports_its_accuracy_cost(bench_run):
     assert 0.5 <= int8["agreement"] <= 1.0
 
 
-def test_pipeline_export_is_fused_and_parity_checked(onnx_model):
+def test_a_small_models_pipeline_export_is_saved_as_traced_and_parity_checked(onnx_model):
     report = read_json(onnx_model / "export_report.json")
+    assert report["optimized"] is False and report["fused_ops"] == {}  # tiny: below OPTIMIZE_FROM_PARAMETERS
+    assert report["parity_passed"] and report["max_abs_diff"] <= 1e-4
+    assert "| optimized | False |" in (onnx_model / "export_report.md").read_text()
+
+
+def test_an_optimized_export_is_fused_and_parity_checked(target_model, tmp_path):
+    result = CliRunner().invoke(app, ["step", "export", "--model", str(target_model), "--out", str(tmp_path / "onnx"),
+                                      "--optimize"])
+    assert result.exit_code == 0, result.output
+    report = read_json(tmp_path / "onnx" / "export_report.json")
     assert report["optimized"] and report["fused_ops"].get("attention") == 2
     assert report["parity_passed"] and report["max_abs_diff"] <= 1e-4
+    ops = {node.op_type for node in onnx.load(str(tmp_path / "onnx" / "model.onnx")).graph.node}
+    assert "Attention" in ops and "SkipLayerNormalization" in ops
+
+
+def test_export_optimizes_by_model_size(monkeypatch):
+    from xstilts.export import encoder
+
+    module = torch.nn.Linear(10, 10)  # 110 parameters
+    assert not encoder.worth_optimizing(module)
+    monkeypatch.setattr(encoder, "OPTIMIZE_FROM_PARAMETERS", 110)
+    assert encoder.worth_optimizing(module)
 
 
 def test_joined_rows_give_longer_examples_without_gold_accuracy(target_model, sample_root, tmp_path):

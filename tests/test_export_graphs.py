@@ -43,15 +43,16 @@ def make_model(out: Path, seed: int, labels: int = 3) -> Path:
     return out
 
 
-def export(model: Path, out: Path, store: Path | None) -> str:
-    """Export with the store at `store` (None: off); what it printed."""
+def export(model: Path, out: Path, store: Path | None, optimize: bool | None = None) -> str:
+    """Export with the store at `store` (None: off); what it printed. The tiny model is saved as traced unless
+    `optimize`."""
     saved = os.environ.pop(env.GRAPH_CACHE, None)
     if store is not None:
         os.environ[env.GRAPH_CACHE] = str(store)
     printed = io.StringIO()
     try:
         with contextlib.redirect_stdout(printed):
-            export_onnx(model, out)
+            export_onnx(model, out, optimize=optimize)
     finally:
         os.environ.pop(env.GRAPH_CACHE, None)
         if saved is not None:
@@ -99,6 +100,15 @@ def test_a_model_of_the_same_architecture_reuses_the_graph_with_the_same_bytes(t
     np.testing.assert_array_equal(outputs(tmp_path / "onnx-b"), outputs(traced["fresh_dir"]))
     assert not np.allclose(outputs(tmp_path / "onnx-b"), outputs(traced["root"] / "onnx-a"))  # b's weights, not a's
     assert sorted(p.name for p in store.glob("*.onnx")) == [f"{key}.onnx"]
+
+
+def test_an_optimized_export_of_a_reused_graph_has_the_bytes_of_a_fresh_one(traced, store, tmp_path):
+    """The optimizer and fusions (a real encoder's path) run on the instantiated template: same bytes too."""
+    assert graph_line(export(traced["models"]["b"], tmp_path / "b", store, optimize=True)) == ("reused", traced["a"][1])
+    assert graph_line(export(traced["models"]["b"], tmp_path / "b-fresh", None, optimize=True))[0] == "traced"
+    assert filecmp.cmp(tmp_path / "b" / "model.onnx", tmp_path / "b-fresh" / "model.onnx", shallow=False)
+    assert not filecmp.cmp(tmp_path / "b" / "model.onnx", traced["fresh_dir"] / "model.onnx", shallow=False)
+    np.testing.assert_allclose(outputs(tmp_path / "b"), outputs(traced["fresh_dir"]), atol=1e-5)
 
 
 def test_another_architecture_gets_its_own_entry(traced, store, tmp_path):

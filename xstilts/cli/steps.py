@@ -73,11 +73,15 @@ def step_target(target_task: str = typer.Option(..., help="Target task (one of t
 def step_export(model: Path = typer.Option(..., help="Target model folder."),
                 out: Path = typer.Option(..., help="ONNX output folder."),
                 tolerance: float = typer.Option(1e-4, help="Max |ONNX - PyTorch| allowed on held-out inputs (fp32)."),
-                params: Optional[Path] = typer.Option(None, help=PARAMS_HELP + " (for retrieval_layer)")):
+                params: Optional[Path] = typer.Option(None, help=PARAMS_HELP + " (for retrieval_layer)"),
+                optimize: Optional[bool] = typer.Option(None, "--optimize/--no-optimize", help="Optimize and fuse "
+                                                        "the graph for onnxruntime (default: for models of 10 M "
+                                                        "parameters or more; smaller ones are saved as traced).")):
     """Step 5: ONNX export with a parity check."""
     from xstilts.export.encoder import export_onnx
 
-    report = export_onnx(model, out, tolerance, retrieval_layer=load_params(params)["retrieval_layer"])
+    report = export_onnx(model, out, tolerance, retrieval_layer=load_params(params)["retrieval_layer"],
+                         optimize=optimize)
     console.print(f"onnx: {out}/model.onnx (max abs diff {report['max_abs_diff']:.2e})")
 
 

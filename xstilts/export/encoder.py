@@ -3,8 +3,9 @@ named inputs/outputs per task kind (logits; start_logits/end_logits for QA; embe
 one layer's hidden states), and a parity check against PyTorch on inputs of shapes not used for export
 (export/parity.py).
 
-By default the exported graph is fused for onnxruntime (attention, skip-LayerNorm, bias-GELU contrib ops; see
-fuse_for_ort), which is what makes zero-shot evaluation on CPU fast; the parity check runs on the fused model.
+A model of OPTIMIZE_FROM_PARAMETERS parameters or more is optimized (onnxscript's optimizer) and fused for
+onnxruntime (attention, skip-LayerNorm, bias-GELU contrib ops; see fuse_for_ort), which is what makes zero-shot
+evaluation of a real encoder fast; a smaller one is saved as traced. The parity check runs on what is saved.
 The traced graph is a template given this model's weights (export/graphs.py): with XSTILTS_GRAPH_CACHE set, models
 of one architecture trace once."""
 
@@ -29,8 +30,18 @@ from xstilts.tasks.registry import get_task
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
 EXPORT_SHAPE = (2, 16)  # (batch, sequence) of the example inputs traced at export
-REPORT_FIELDS = ("task", "kind", "condition", "opset", "fused_ops", "outputs", "export_shape", "parity_shapes",
+REPORT_FIELDS = ("task", "kind", "condition", "opset", "optimized", "fused_ops", "outputs", "export_shape", "parity_shapes",
                  "max_abs_diff", "tolerance", "parity_passed", "onnx_bytes")
+# Below this size the traced graph is saved as it is: onnxruntime's own session optimizations (constant folding,
+# LayerNorm/GELU fusion) still apply when it loads, while the offline optimizer and fusions cost more per export (1 to
+# 2.5 s on the tiny model) than they save on its evaluation (about 10 % of under a second). Real encoders are larger
+# (MiniLM-L6 22 M parameters, XLM-R Base 278 M).
+OPTIMIZE_FROM_PARAMETERS = 10_000_000
+
+
+def worth_optimizing(module: torch.nn.Module) -> bool:
+    """Whether the offline optimizer and fusions pay for a module of this size (OPTIMIZE_FROM_PARAMETERS)."""
+    return sum(p.numel() for p in module.parameters()) >= OPTIMIZE_FROM_PARAMETERS
 
 
 def fuse_for_ort(model) -> dict[str, int]:
@@ -118,11 +129,12 @@ def architecture(module: torch.nn.Module, meta: dict) -> dict:
 
 
 def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1e-4, opset: int = 18,
-                md_path: str | Path | None = None, retrieval_layer: int = 0, optimize: bool = True) -> dict:
+                md_path: str | Path | None = None, retrieval_layer: int = 0, optimize: bool | None = None) -> dict:
     """Write out_dir/{model.onnx, tokenizer files, task.json, export_report.json, export_report.md}.
 
-    optimize: fuse the graph for onnxruntime (fuse_for_ort) before the parity check. The graph comes from
-    graphs.exported_model (traced, or reused from XSTILTS_GRAPH_CACHE; the same bytes either way).
+    optimize: run onnxscript's optimizer and fuse the graph for onnxruntime (fuse_for_ort) before the parity
+    check; False saves the graph as traced; None (default) decides by the model's size (worth_optimizing). The graph
+    comes from graphs.exported_model (traced, or reused from XSTILTS_GRAPH_CACHE; the same bytes either way).
     Raises ExportParityError (and writes nothing) when max |onnx - torch| > tolerance in fp32. A causal model
     directory (generation tasks) is exported as a decoder with a KV cache (decoder.export_causal_onnx)."""
     if lm_dir(model_dir) is not None:
@@ -133,6 +145,8 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
                              "optimize": optimize})
     with phase("load"):
         module, tokenizer, meta = exportable(model_dir, retrieval_layer)
+    if optimize is None:
+        optimize = worth_optimizing(module)
     kind, outputs = meta["kind"], meta["outputs"]
     choices = len(meta["labels"]) if get_spec(kind).model_grouped else None
     random_inputs = random_inputs_from(tokenizer, choices)
@@ -144,7 +158,7 @@ def export_onnx(model_dir: str | Path, out_dir: str | Path, tolerance: float = 1
             program, fused_ops = exported_model(
                 module, (example_ids, example_mask), INPUT_NAMES, outputs, dynamic, opset,
                 label=f"{type(module).__name__}-{kind}", architecture=architecture(module, meta),
-                transform=fuse_for_ort if optimize else None)
+                optimize=optimize, transform=fuse_for_ort if optimize else None)
             program.save(str(tmp / "model.onnx"))
         export_seconds = time.perf_counter() - started
 

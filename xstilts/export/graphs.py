@@ -4,7 +4,7 @@ Tracing a module with torch.onnx (dynamo) takes seconds; models that differ only
 same graph. So every export goes one way: trace unoptimized (each parameter and buffer it uses is then an initializer
 named by its state_dict name) → a template, the serialized graph with those initializers' data left out → instantiate
 the template with this module's weights → the onnxscript optimizer (what `torch.onnx.export(optimize=True)` runs)
-→ the caller's fusions → save. A template traced from another model of the same architecture gives the same bytes
+→ the caller's fusions → save (a small model skips the optimizer and the fusions: encoder.worth_optimizing). A template traced from another model of the same architecture gives the same bytes
 as one traced from this model, so an export is byte-identical whether or not its template was reused.
 
 With XSTILTS_GRAPH_CACHE set (env.graph_cache_dir()), templates are stored there, keyed by everything that decides
@@ -262,9 +262,11 @@ def _template_from_store(store: GraphStore, key: str, parts: dict, trace: Callab
 
 
 def exported_model(module: torch.nn.Module, args: tuple, input_names: list[str], output_names: list[str],
-                   dynamic_shapes, opset: int, label: str, architecture: dict, transform: Callable | None = None):
-    """An optimized ONNXProgram of `module` and what `transform(program.model)` returned (onnxruntime fusions,
-    run after the optimizer; None without one). See the module docstring."""
+                   dynamic_shapes, opset: int, label: str, architecture: dict, optimize: bool = True,
+                   transform: Callable | None = None):
+    """An ONNXProgram of `module`, optimized unless `optimize` is False (then the graph as traced), and what
+    `transform(program.model)` returned (onnxruntime fusions, run after the optimizer; None without one). See the
+    module docstring."""
     key, parts = graph_key(module, args, input_names, output_names, dynamic_shapes, opset, label, architecture)
 
     def fresh() -> bytes:
@@ -288,6 +290,7 @@ def exported_model(module: torch.nn.Module, args: tuple, input_names: list[str],
         print(f"[export] graph {key} does not fit this model ({e}); tracing it afresh", flush=True)
         model = instantiate(load_template(fresh()), module, require_every_parameter=False)
     program = torch.onnx.ONNXProgram(model, None)
-    program.optimize()  # what torch.onnx.export(optimize=True) runs after translation
+    if optimize:
+        program.optimize()  # what torch.onnx.export(optimize=True) runs after translation
     result = transform(program.model) if transform is not None else None
     return program, result
