@@ -1,5 +1,6 @@
 """`xstilts bench eval`: every setup measured on the same inputs, fused model parity, int8 agreement, the export
-path's fusion (from OPTIMIZE_FROM_PARAMETERS) and its small models saved as traced. No timed assertions: speed is what the benchmark prints, not what the tests check."""
+path's fusion (from OPTIMIZE_FROM_PARAMETERS) and its small models saved as traced. No timed assertions: speed is
+what the benchmark prints, not what the tests check."""
 
 import json
 

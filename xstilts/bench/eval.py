@@ -291,7 +291,8 @@ def _bench_eval(model, task, examples, batch_size, threads, repeats, shape, data
         fuse_for_ort(fused_model)
         fused = work / "ort-fused.onnx"
         ir.save(fused_model, str(fused))
-        variants["ort-fused"] = (fused, fused_op_counts(fused), "export path's fusion (export_onnx's, from 10 M parameters)")
+        variants["ort-fused"] = (fused, fused_op_counts(fused),
+                                 "export path's fusion (export_onnx's, from 10 M parameters)")
         if cuda:
             fp16(fused, work / "ort-fused-fp16.onnx")
             variants["ort-fused-fp16-iobinding"] = (work / "ort-fused-fp16.onnx", fused_op_counts(fused),

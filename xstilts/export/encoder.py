@@ -30,8 +30,8 @@ from xstilts.tasks.registry import get_task
 
 INPUT_NAMES = ["input_ids", "attention_mask"]
 EXPORT_SHAPE = (2, 16)  # (batch, sequence) of the example inputs traced at export
-REPORT_FIELDS = ("task", "kind", "condition", "opset", "optimized", "fused_ops", "outputs", "export_shape", "parity_shapes",
-                 "max_abs_diff", "tolerance", "parity_passed", "onnx_bytes")
+REPORT_FIELDS = ("task", "kind", "condition", "opset", "optimized", "fused_ops", "outputs", "export_shape",
+                 "parity_shapes", "max_abs_diff", "tolerance", "parity_passed", "onnx_bytes")
 # Below this size the traced graph is saved as it is: onnxruntime's own session optimizations (constant folding,
 # LayerNorm/GELU fusion) still apply when it loads, while the offline optimizer and fusions cost more per export (1 to
 # 2.5 s on the tiny model) than they save on its evaluation (about 10 % of under a second). Real encoders are larger

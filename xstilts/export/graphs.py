@@ -4,8 +4,9 @@ Tracing a module with torch.onnx (dynamo) takes seconds; models that differ only
 same graph. So every export goes one way: trace unoptimized (each parameter and buffer it uses is then an initializer
 named by its state_dict name) → a template, the serialized graph with those initializers' data left out → instantiate
 the template with this module's weights → the onnxscript optimizer (what `torch.onnx.export(optimize=True)` runs)
-→ the caller's fusions → save (a small model skips the optimizer and the fusions: encoder.worth_optimizing). A template traced from another model of the same architecture gives the same bytes
-as one traced from this model, so an export is byte-identical whether or not its template was reused.
+→ the caller's fusions → save (a small model skips the optimizer and the fusions: encoder.worth_optimizing). A
+template traced from another model of the same architecture gives the same bytes as one traced from this model, so
+an export is byte-identical whether or not its template was reused.
 
 With XSTILTS_GRAPH_CACHE set (env.graph_cache_dir()), templates are stored there, keyed by everything that decides
 the traced graph besides weight values (graph_key); unset, each export traces for itself. Per key, a file lock
